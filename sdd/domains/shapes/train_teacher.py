@@ -1,0 +1,225 @@
+"""Train the bundled shapes teacher; reproduces the shipped weights (seeded, CPU).
+
+    python -m sdd.domains.shapes.train_teacher                       # shipped recipe
+    python -m sdd.domains.shapes.train_teacher --out DIR --steps N    # anything else
+
+Training data is rendered on the fly, seeded by (seed, step), so a run is deterministic and
+resumes exactly: checkpoints (model, EMA, optimizer; all safetensors) are written every
+``--checkpoint-every`` steps to ``<out>/checkpoint/`` and picked up on restart. The held-out
+(size, colour, shape) combinations of ``spec.HELD_OUT`` never appear in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from sdd.teachers.shapes import CONFIG_FILE, WEIGHTS_FILE, build_modules, default_weights_dir, noise_schedule
+
+from . import spec
+from .captions import training_captions, vocabulary
+from .render import render, sample_labels
+
+TEACHER_CONFIG = {
+    "unet": {
+        "sample_size": spec.IMAGE_SIZE,
+        "in_channels": 3,
+        "out_channels": 3,
+        "block_out_channels": [32, 64, 64],
+        "layers_per_block": 1,
+        "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+        "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"],
+        "attention_head_dim": 16,
+        "norm_num_groups": 8,
+    },
+    "text_encoder": {"dim": 64, "layers": 2, "heads": 4, "max_length": 10},
+    "vocabulary": vocabulary(),
+    "schedule": {
+        "num_train_timesteps": 1000,
+        "beta_schedule": "linear",
+        "beta_start": 0.0001,
+        "beta_end": 0.02,
+    },
+}
+
+RECIPE = {
+    "seed": 0,
+    "steps": 4000,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "warmup": 200,
+    "weight_decay": 0.0,
+    "ema_decay": 0.999,
+    "min_snr_gamma": 5.0,
+    "drop_attribute": 0.2,
+    "drop_caption": 0.1,
+}
+
+
+def lr_at(step: int, recipe: dict) -> float:
+    """Linear warm-up, then cosine decay to 5% of the peak."""
+    if step < recipe["warmup"]:
+        return recipe["lr"] * (step + 1) / recipe["warmup"]
+    progress = (step - recipe["warmup"]) / max(1, recipe["steps"] - recipe["warmup"])
+    return recipe["lr"] * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def training_batch(step: int, recipe: dict) -> tuple[torch.Tensor, list[str], torch.Generator]:
+    """Images, captions and a torch generator, all a pure function of (seed, step)."""
+    rng = np.random.default_rng([recipe["seed"], step])
+    labels = sample_labels(rng, recipe["batch_size"], exclude_held_out=True)
+    batch = render(rng, labels)
+    captions = training_captions(
+        rng, labels, drop_attribute=recipe["drop_attribute"], drop_caption=recipe["drop_caption"]
+    )
+    x0 = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return x0, captions, gen
+
+
+def modules_state(unet, text_encoder, prefix: str = "") -> dict[str, torch.Tensor]:
+    state = {f"{prefix}unet.{k}": v for k, v in unet.state_dict().items()}
+    state.update({f"{prefix}text_encoder.{k}": v for k, v in text_encoder.state_dict().items()})
+    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Flatten AdamW state to tensors so it can live in safetensors (no pickle)."""
+    out = {}
+    for i, s in optimizer.state_dict()["state"].items():
+        for name, value in s.items():
+            out[f"optim.{i}.{name}"] = torch.as_tensor(value).clone()
+    return out
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    state_dict = optimizer.state_dict()
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, i, name = key.split(".", 2)
+            state.setdefault(int(i), {})[name] = value
+    state_dict["state"] = state
+    optimizer.load_state_dict(state_dict)
+
+
+def train(out: Path, recipe: dict, checkpoint_every: int, threads: int) -> None:
+    torch.set_num_threads(threads)
+    torch.manual_seed(recipe["seed"])
+    config = dict(TEACHER_CONFIG, training=recipe)
+    unet, text_encoder, tokenizer = build_modules(config)
+    ema_unet, ema_text, _ = build_modules(config)
+    ema_unet.load_state_dict(unet.state_dict())
+    ema_text.load_state_dict(text_encoder.state_dict())
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    optimizer = torch.optim.AdamW(params, lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    schedule = noise_schedule(config)
+    alphas_cumprod = schedule.alphas_cumprod
+    snr = alphas_cumprod / (1 - alphas_cumprod)
+    loss_weight = torch.clamp(snr, max=recipe["min_snr_gamma"]) / snr  # min-SNR-gamma, eps-prediction
+
+    ckpt_dir = out / "checkpoint"
+    start, log = 0, []
+    if (ckpt_dir / "state.safetensors").is_file():
+        tensors = load_file(ckpt_dir / "state.safetensors")
+        meta = json.loads((ckpt_dir / "state.json").read_text())
+        if meta["recipe"] != recipe:
+            raise SystemExit(f"checkpoint in {ckpt_dir} was made with a different recipe: {meta['recipe']}")
+        unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
+        text_encoder.load_state_dict({k[13:]: v for k, v in tensors.items() if k.startswith("text_encoder.")})
+        ema_unet.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("ema.unet.")})
+        ema_text.load_state_dict({k[17:]: v for k, v in tensors.items() if k.startswith("ema.text_encoder.")})
+        load_optimizer_state(optimizer, tensors)
+        start, log = meta["step"], meta["log"]
+        print(f"resuming from step {start}", flush=True)
+
+    unet.train()
+    text_encoder.train()
+    started = time.time()
+    bar = tqdm(range(start, recipe["steps"]), initial=start, total=recipe["steps"], desc="teacher")
+    running = None
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, recipe)
+        x0, captions, gen = training_batch(step, recipe)
+        noise = torch.randn(x0.shape, generator=gen)
+        t = torch.randint(0, schedule.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        z_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        hidden, pooled = text_encoder(tokenizer(captions))
+        eps = unet(z_t, t, encoder_hidden_states=hidden, class_labels=pooled).sample
+        per_sample = (eps - noise).pow(2).mean(dim=(1, 2, 3))
+        loss = (loss_weight[t] * per_sample).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        decay = min(recipe["ema_decay"], (1 + step) / (10 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1 - decay)
+
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        bar.set_postfix(loss=f"{running:.4f}", lr=f"{lr_at(step, recipe):.1e}")
+        done = step + 1
+        if done % 50 == 0:
+            log.append({"step": done, "loss": running, "seconds": time.time() - started})
+        if done % checkpoint_every == 0 or done == recipe["steps"]:
+            write_checkpoint(ckpt_dir, unet, text_encoder, ema_unet, ema_text, optimizer, done, recipe, log)
+
+    export(out, config, ema_unet, ema_text, log)
+
+
+def write_checkpoint(ckpt_dir, unet, text_encoder, ema_unet, ema_text, optimizer, step, recipe, log) -> None:
+    """Atomic: written beside, then renamed, so an interrupted write never corrupts a resume."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    tensors = modules_state(unet, text_encoder)
+    tensors.update(modules_state(ema_unet, ema_text, prefix="ema."))
+    tensors.update(optimizer_state(optimizer))
+    save_file(tensors, ckpt_dir / "state.safetensors.tmp")
+    (ckpt_dir / "state.json.tmp").write_text(json.dumps({"step": step, "recipe": recipe, "log": log}))
+    os.replace(ckpt_dir / "state.safetensors.tmp", ckpt_dir / "state.safetensors")
+    os.replace(ckpt_dir / "state.json.tmp", ckpt_dir / "state.json")
+
+
+def export(out: Path, config: dict, ema_unet, ema_text, log: list[dict]) -> None:
+    """The shipped artifact: EMA weights only, plus the config the loader rebuilds from."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(modules_state(ema_unet, ema_text), out / WEIGHTS_FILE)
+    existing = out / CONFIG_FILE
+    sampling = json.loads(existing.read_text()).get("sampling") if existing.is_file() else None
+    config = dict(config, training_log=log[-1] if log else None)
+    if sampling:
+        config["sampling"] = sampling
+    existing.write_text(json.dumps(config, indent=2))
+    print(f"wrote {out / WEIGHTS_FILE} ({(out / WEIGHTS_FILE).stat().st_size / 1e6:.1f} MB)", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=default_weights_dir(), help="weights directory")
+    parser.add_argument("--steps", type=int, default=RECIPE["steps"])
+    parser.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
+    parser.add_argument("--seed", type=int, default=RECIPE["seed"])
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    args = parser.parse_args(argv)
+    recipe = dict(RECIPE, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    if args.fresh:
+        shutil.rmtree(args.out / "checkpoint", ignore_errors=True)
+    train(args.out, recipe, args.checkpoint_every, args.threads)
+
+
+if __name__ == "__main__":
+    main()
