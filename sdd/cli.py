@@ -1,0 +1,198 @@
+"""``sdd``: the single-machine tools (no Ray). The Ray jobs live in ``pipelines/``.
+
+    sdd data shapes --n 2000 --seed 0 --out data/shapes.parquet
+    sdd teacher sample --prompt "a red object" --n 16 --out samples/red.parquet
+    sdd teacher eval --guidance 2,3,4 --out runs/teacher_eval
+    sdd judge eval --n 2000
+    sdd demo --out runs/demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _parquet_and_grid_urls(out: str, stem: str) -> tuple[str, str]:
+    """``x.parquet`` -> (x.parquet, x.png); anything else is a directory -> (dir/stem.parquet, dir/stem.png)."""
+    if out.endswith(".parquet"):
+        return out, out[: -len(".parquet")] + ".png"
+    base = out.rstrip("/")
+    return f"{base}/{stem}.parquet", f"{base}/{stem}.png"
+
+
+def cmd_data_shapes(args) -> None:
+    from sdd.domains.shapes.dataset import write_shapes_dataset
+
+    started = time.time()
+    table = write_shapes_dataset(args.out, args.n, args.seed)
+    print(f"wrote {table.num_rows} shapes images (seed {args.seed}) to {args.out} in {time.time() - started:.1f}s")
+
+
+def write_png(url: str, image: np.ndarray) -> None:
+    from sdd.io.images import encode_image
+    from sdd.io.storage import write_bytes_atomic
+
+    write_bytes_atomic(url, encode_image(image))
+
+
+def cmd_teacher_sample(args) -> None:
+    import pyarrow as pa
+
+    from sdd.io.images import encode_image, from_tensor_range, image_grid
+    from sdd.io.parquet_images import image_column, write_table
+    from sdd.sampling import sample
+    from sdd.teachers import load_teacher
+
+    teacher = load_teacher(args.teacher, device=args.device)
+    defaults = getattr(teacher, "sampling_defaults", {"guidance_scale": 7.5, "steps": 50})
+    guidance = args.guidance if args.guidance is not None else defaults["guidance_scale"]
+    steps = args.steps if args.steps is not None else defaults["steps"]
+    prompts = [p for p in args.prompt for _ in range(args.n)]
+    images = from_tensor_range(sample(teacher, prompts, guidance_scale=guidance, steps=steps, seed=args.seed))
+    table = pa.table({
+        "id": pa.array(np.arange(len(prompts), dtype=np.int64)),
+        "image": image_column([encode_image(img) for img in images]),
+        "prompt": pa.array(prompts, type=pa.string()),
+        "guidance_scale": pa.array([float(guidance)] * len(prompts)),
+        "steps": pa.array([int(steps)] * len(prompts), type=pa.int64()),
+        "seed": pa.array([int(args.seed)] * len(prompts), type=pa.int64()),
+        "teacher_id": pa.array([teacher.id] * len(prompts), type=pa.string()),
+    })
+    parquet_url, grid_url = _parquet_and_grid_urls(args.out, "samples")
+    write_table(table, parquet_url)
+    write_png(grid_url, image_grid(images, rows=len(args.prompt), scale=4))
+    print(f"{len(prompts)} samples (guidance {guidance}, {steps} DDIM steps) -> {parquet_url}; grid -> {grid_url}")
+
+
+def cmd_teacher_eval(args) -> None:
+    from sdd.domains.shapes import adherence
+    from sdd.domains.shapes.judge import ShapesJudge
+    from sdd.io.images import image_grid
+    from sdd.io.storage import join, write_bytes_atomic
+    from sdd.teachers import load_teacher
+
+    teacher = load_teacher(args.teacher, device=args.device)
+    judge = ShapesJudge.from_pretrained()
+    report = {"teacher_id": teacher.id, "judge_id": judge.id, "steps": args.steps, "seed": args.seed, "results": {}}
+    for g in args.guidance:
+        started = time.time()
+        results, images = adherence.measure(teacher, judge, guidance_scale=g, steps=args.steps, seed=args.seed)
+        report["results"][str(g)] = {"followed": results, "meets_targets": adherence.meets_targets(results),
+                                     "seconds": round(time.time() - started, 1)}
+        print(f"guidance {g}: " + "; ".join(
+            f"{s}: " + ", ".join(f"{a} {v:.1%}" for a, v in r.items()) for s, r in results.items()
+        ), flush=True)
+        if args.out:
+            for name, imgs in images.items():
+                write_png(join(args.out, f"guidance_{g}_{name}.png"), image_grid(imgs[:96], rows=6, scale=3))
+    report["targets"] = adherence.TARGETS
+    if args.out:
+        write_bytes_atomic(join(args.out, "adherence.json"), json.dumps(report, indent=2).encode())
+    print(json.dumps(report, indent=2))
+
+
+def cmd_judge_eval(args) -> None:
+    from sdd.domains.shapes.judge import ShapesJudge
+    from sdd.domains.shapes.train_judge import accuracy
+
+    acc = accuracy(ShapesJudge.from_pretrained(), n=args.n, seed=args.seed)
+    print(json.dumps({"n": args.n, "seed": args.seed, "accuracy": acc}, indent=2))
+
+
+def cmd_demo(args) -> None:
+    """Until the Ray jobs land: a shapes dataset, teacher samples per edit prompt, one grid."""
+    from sdd.domains.shapes import spec
+    from sdd.domains.shapes.captions import caption
+    from sdd.domains.shapes.dataset import write_shapes_dataset
+    from sdd.io.images import from_tensor_range, image_grid
+    from sdd.io.storage import join
+    from sdd.sampling import sample
+    from sdd.teachers import load_teacher
+
+    started = time.time()
+    data_url = join(args.out, "shapes.parquet")
+    table = write_shapes_dataset(data_url, args.n, args.seed)
+    print(f"[1/2] wrote {table.num_rows} shapes images to {data_url}")
+    teacher = load_teacher(None)
+    prompts = [caption(color=c) for c in spec.COLORS]
+    per_prompt = 8
+    images = from_tensor_range(sample(
+        teacher, [p for p in prompts for _ in range(per_prompt)],
+        guidance_scale=teacher.sampling_defaults["guidance_scale"], steps=teacher.sampling_defaults["steps"],
+        seed=args.seed,
+    ))
+    grid_url = join(args.out, "teacher_samples.png")
+    write_png(grid_url, image_grid(images, rows=len(prompts), scale=4))
+    print(f"[2/2] teacher samples, one row per prompt ({', '.join(prompts)}) -> {grid_url}")
+    print(f"demo finished in {time.time() - started:.1f}s")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sdd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="generate datasets").add_subparsers(dest="dataset", required=True)
+    shapes = data.add_parser("shapes", help="procedural shapes images as HF-convention Parquet")
+    shapes.add_argument("--n", type=int, required=True, help="number of images")
+    shapes.add_argument("--seed", type=int, default=0)
+    shapes.add_argument("--out", required=True, help="output Parquet URL (local path, s3://, ...)")
+    shapes.set_defaults(func=cmd_data_shapes)
+
+    teacher = sub.add_parser("teacher", help="look at a diffusion teacher").add_subparsers(dest="action", required=True)
+    smp = teacher.add_parser("sample", help="guided DDIM samples, as Parquet plus a PNG grid")
+    smp.add_argument("--prompt", action="append", required=True, help="repeat for several prompts (one grid row each)")
+    smp.add_argument("--n", type=int, default=8, help="samples per prompt")
+    smp.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the teacher's validated one)")
+    smp.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the teacher's validated number)")
+    smp.add_argument("--seed", type=int, default=0)
+    smp.add_argument("--out", required=True, help="x.parquet (grid at x.png) or a directory URL")
+    smp.add_argument("--teacher", default=None, help="'shapes' (default), or a checkpoint directory URL")
+    smp.add_argument("--device", default="cpu")
+    smp.set_defaults(func=cmd_teacher_sample)
+
+    ev = teacher.add_parser("eval", help="prompt adherence of the shapes teacher, judged by the judge")
+    ev.add_argument("--guidance", type=_floats, default=[3.0], help="one or more CFG scales, comma-separated")
+    ev.add_argument("--steps", type=int, default=50)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--out", default=None, help="directory URL for adherence.json and sample grids")
+    ev.add_argument("--teacher", default=None)
+    ev.add_argument("--device", default="cpu")
+    ev.set_defaults(func=cmd_teacher_eval)
+
+    judge = sub.add_parser("judge", help="the shapes judge").add_subparsers(dest="action", required=True)
+    jev = judge.add_parser("eval", help="per-attribute accuracy on freshly generated images")
+    jev.add_argument("--n", type=int, default=2000)
+    jev.add_argument("--seed", type=int, default=2024)
+    jev.set_defaults(func=cmd_judge_eval)
+
+    demo = sub.add_parser("demo", help="the embedded default end to end (what `make demo` runs)")
+    demo.add_argument("--out", default="runs/demo")
+    demo.add_argument("--n", type=int, default=2000)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"sdd: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
