@@ -72,13 +72,14 @@ def test_loads_from_s3_through_a_local_cache(tiny_sd_checkpoint, s3_bucket, tmp_
 
 
 def test_pickle_weights_are_refused(tmp_path):
+    """A checkpoint with only a pickled .bin UNet does not load: safetensors or nothing."""
     from tiny_sd import build_tiny_sd
 
     ckpt = build_tiny_sd(tmp_path / "p")
     unet_dir = ckpt / "unet"
     (unet_dir / "diffusion_pytorch_model.safetensors").unlink()
     torch.save({}, unet_dir / "diffusion_pytorch_model.bin")
-    with pytest.raises(Exception):
+    with pytest.raises(OSError, match="safetensors"):
         load_teacher(str(ckpt))
 
 
