@@ -79,3 +79,16 @@ def tiny_sd_checkpoint(tmp_path_factory):
     from tiny_sd import build_tiny_sd
 
     return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd"))
+
+
+@pytest.fixture(scope="session")
+def random_shapes_teacher():
+    """The shapes teacher's architecture with random weights: fast, for mechanics tests
+    (what the loop does), never for quality tests (what the teacher knows)."""
+    from sdd.domains.shapes.train_teacher import TEACHER_CONFIG
+    from sdd.teachers.shapes import ShapesTeacher, build_modules
+
+    torch.manual_seed(0)
+    unet, text_encoder, tokenizer = build_modules(TEACHER_CONFIG)
+    # random init leaves the UNet's output layer at small values; that is fine for mechanics
+    return ShapesTeacher(unet, text_encoder, tokenizer, TEACHER_CONFIG, "shapes-teacher@random")

@@ -1,0 +1,218 @@
+"""The SDD training loop: one manipulator per prompt, several prompts sharing each teacher call.
+
+Per step, for source images x (the same batch for every prompt):
+
+    y_k   = manipulator_k(x)                           k = 1..K prompts (packing)
+    z_k   = teacher.encode(y_k)
+    g_k   = SDS gradient of prompt k at t ~ timestep policy    (ONE teacher call for all k)
+    loss  = mean(z_k * g_k)            skip-Jacobian injection: d loss / d z_k = g_k
+          + fidelity_weight * |y_k - x|^2   (pixel L2 to the source)
+          + latent_weight   * |z_k - E(x)|^2 (latent L2, for latent teachers)
+
+Timestep policies live here, not in the manipulator or the teacher: ``selected`` (uniform
+over each prompt's selected list), ``random:<lo>,<hi>``, ``fixed:<t>``, ``anneal`` /
+``anneal:<lo>,<hi>`` (uniform over [lo, t_max] with t_max shrinking linearly from hi to lo).
+Everything random is drawn from generators seeded by (seed, step): a run is deterministic,
+and a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sdd.guidance import guided_gradient, inject
+from sdd.manipulators import ImageManipulator
+from sdd.teachers.base import Conditioning, Teacher
+
+
+@dataclass
+class DistillConfig:
+    prompts: list[str]
+    timestep_policy: str = "selected"
+    selected_timesteps: dict[str, list[int]] = field(default_factory=dict)
+    steps: int = 400
+    batch_size: int = 32
+    lr: float = 2e-3
+    guidance_scale: float = 3.0
+    weighting: str = "sds"
+    topk: int | None = None
+    fidelity_weight: float = 1.0
+    latent_weight: float = 0.0
+    seed: int = 0
+    manipulator: dict = field(default_factory=lambda: {"width": 48, "depth": 4})
+    max_batch: int = 512
+
+    def __post_init__(self):
+        if not self.prompts:
+            raise ValueError("DistillConfig needs at least one prompt")
+        if len(set(self.prompts)) != len(self.prompts):
+            raise ValueError(f"duplicate prompts in {self.prompts}")
+        policy_sampler(self, 1000)  # validates the policy string and the selected lists
+
+
+class SourceImages(Protocol):
+    """Where training images come from: (rng, n) -> images in [-1, 1], [n, 3, H, W]."""
+
+    def __call__(self, rng: np.random.Generator, n: int) -> torch.Tensor: ...
+
+
+def _pair(text: str, name: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"timestep policy {name} needs '<lo>,<hi>', got {text!r}") from None
+    if not 0 <= lo <= hi:
+        raise ValueError(f"timestep policy {name}: need 0 <= lo <= hi, got {lo},{hi}")
+    return lo, hi
+
+
+def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[[np.random.Generator, int, int], np.ndarray]:
+    """A function (rng, step, prompt index) -> timesteps for one prompt's batch."""
+    policy, b, total = config.timestep_policy, config.batch_size, config.steps
+    top = num_train_timesteps - 1
+
+    def check(ts: list[int]) -> list[int]:
+        bad = [t for t in ts if not 0 <= t <= top]
+        if bad:
+            raise ValueError(f"timesteps {bad} outside [0, {top}]")
+        return ts
+
+    if policy == "selected":
+        missing = [p for p in config.prompts if not config.selected_timesteps.get(p)]
+        if missing:
+            raise ValueError(f"timestep policy 'selected' needs selected timesteps for {missing}")
+        lists = [np.array(check(list(config.selected_timesteps[p]))) for p in config.prompts]
+        return lambda rng, step, k: rng.choice(lists[k], size=b)
+    if policy.startswith("fixed:"):
+        try:
+            t = check([int(policy.split(":", 1)[1])])[0]
+        except ValueError as exc:
+            raise ValueError(f"bad timestep policy {policy!r}: {exc}") from None
+        return lambda rng, step, k: np.full(b, t)
+    if policy.startswith("random:"):
+        lo, hi = _pair(policy.split(":", 1)[1], "random")
+        check([lo, hi])
+        return lambda rng, step, k: rng.integers(lo, hi + 1, size=b)
+    if policy == "anneal" or policy.startswith("anneal:"):
+        lo, hi = _pair(policy.split(":", 1)[1], "anneal") if ":" in policy else (20, 980)
+        check([lo, hi])
+
+        def anneal(rng, step, k):
+            t_max = hi - (hi - lo) * step / max(1, total - 1)
+            return rng.integers(lo, int(round(t_max)) + 1, size=b)
+
+        return anneal
+    raise ValueError(
+        f"unknown timestep policy {policy!r}; expected selected, fixed:<t>, random:<lo>,<hi> or anneal[:<lo>,<hi>]"
+    )
+
+
+StepCallback = Callable[["Distiller", int, dict], None]
+
+
+class Distiller:
+    """Owns the manipulators, their optimizer and the step counter; ``run`` is the loop."""
+
+    def __init__(self, teacher: Teacher, sources: SourceImages, config: DistillConfig,
+                 manipulators: list[torch.nn.Module] | None = None):
+        self.teacher, self.sources, self.config = teacher, sources, config
+        torch.manual_seed(config.seed)
+        self.manipulators = manipulators or [ImageManipulator(**config.manipulator) for _ in config.prompts]
+        for m in self.manipulators:
+            m.to(teacher.device).train()
+        params = [p for m in self.manipulators for p in m.parameters()]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr)
+        self.sample_t = policy_sampler(config, teacher.num_train_timesteps)
+        self.conditioning: Conditioning = teacher.embed(config.prompts)
+        self.step = 0
+        self.history: list[dict] = []
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Manipulators, optimizer moments and step as flat tensors (safetensors-ready)."""
+        state = {f"m{k}.{name}": v.detach().cpu().contiguous()
+                 for k, m in enumerate(self.manipulators) for name, v in m.state_dict().items()}
+        for i, s in self.optimizer.state_dict()["state"].items():
+            for name, v in s.items():
+                state[f"optim.{i}.{name}"] = torch.as_tensor(v).detach().cpu().clone()
+        state["step"] = torch.tensor(self.step)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        for k, m in enumerate(self.manipulators):
+            prefix = f"m{k}."
+            m.load_state_dict({n[len(prefix):]: v for n, v in state.items() if n.startswith(prefix)})
+        opt = self.optimizer.state_dict()
+        opt_state: dict[int, dict] = {}
+        for name, v in state.items():
+            if name.startswith("optim."):
+                _, i, key = name.split(".", 2)
+                opt_state.setdefault(int(i), {})[key] = v
+        opt["state"] = opt_state
+        self.optimizer.load_state_dict(opt)
+        self.step = int(state["step"])
+
+    def train_step(self) -> dict:
+        cfg, teacher = self.config, self.teacher
+        rng = np.random.default_rng([cfg.seed, self.step])
+        x = self.sources(rng, cfg.batch_size).to(teacher.device)
+        k = len(self.manipulators)
+        y = torch.cat([m(x) for m in self.manipulators])  # [K*B, ...], prompt-major
+        z = teacher.encode(y)
+        t = torch.from_numpy(np.concatenate([self.sample_t(rng, self.step, i) for i in range(k)])).long()
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        noise = torch.randn(z.shape, generator=gen).to(z.device, z.dtype)
+        emb = Conditioning(self.conditioning.cond.repeat_interleave(cfg.batch_size),
+                           self.conditioning.uncond.repeat_interleave(cfg.batch_size))
+        grad = guided_gradient(teacher, z.detach(), emb, t.to(teacher.device), noise,
+                               guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
+                               max_batch=cfg.max_batch)
+        x_rep = x.repeat(k, 1, 1, 1)
+        guidance_loss = inject(z, grad) / z[0].numel() / cfg.batch_size
+        fidelity = F.mse_loss(y, x_rep, reduction="none").flatten(1).mean(1)
+        loss = guidance_loss + cfg.fidelity_weight * fidelity.sum() / cfg.batch_size
+        if cfg.latent_weight:
+            with torch.no_grad():
+                z_src = teacher.encode(x_rep)
+            latent = F.mse_loss(z, z_src, reduction="none").flatten(1).mean(1)
+            loss = loss + cfg.latent_weight * latent.sum() / cfg.batch_size
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        per_prompt_grad = grad.flatten(1).norm(dim=1).view(k, -1).mean(1)
+        per_prompt_fid = fidelity.detach().view(k, -1).mean(1)
+        return {
+            "step": self.step,
+            "grad_norm": {p: float(v) for p, v in zip(cfg.prompts, per_prompt_grad)},
+            "fidelity_l2": {p: float(v) for p, v in zip(cfg.prompts, per_prompt_fid)},
+            "mean_t": float(t.float().mean()),
+        }
+
+    def run(self, callbacks: list[StepCallback] = (), progress: bool = True) -> list[dict]:
+        """Train to ``config.steps`` (from wherever ``self.step`` is), calling each callback
+        after every step with the step's metrics."""
+        from tqdm import tqdm
+
+        started = time.time()
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="distill", disable=not progress)
+        while self.step < self.config.steps:
+            metrics = self.train_step()
+            metrics["seconds"] = time.time() - started
+            self.history.append(metrics)
+            for cb in callbacks:
+                cb(self, self.step, metrics)
+            bar.update()
+            bar.set_postfix(fid=f"{np.mean(list(metrics['fidelity_l2'].values())):.4f}")
+        bar.close()
+        for m in self.manipulators:
+            m.eval()
+        return self.history
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)

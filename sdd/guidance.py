@@ -1,0 +1,166 @@
+"""Score-distillation guidance, batched over images x timesteps in few teacher calls.
+
+For an image ``x`` with teacher-space latent ``z0 = E(x)``, timestep ``t`` and noise ``eps``:
+
+    z_t = sqrt(a_t) z0 + sqrt(1 - a_t) eps
+    g   = w(t) * (eps_cfg(z_t, t, prompt) - eps)        (the SDS gradient w.r.t. z0)
+
+``eps_cfg`` is classifier-free guided; its conditional and unconditional halves run in the
+same teacher call. The reference implementation makes one teacher call per timestep per
+image; here every (image, t) row of a sweep goes through the teacher together, chunked so
+that no call exceeds ``max_batch`` rows. The teacher's Jacobian is never formed: training
+injects ``g`` straight into ``z0`` (``inject``), indicator sweeps pull it back to image
+space through ``encode`` (identity for pixel-space teachers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from sdd.teachers.base import Conditioning, Teacher, TextEmbedding
+
+WEIGHTINGS = ("sds", "uniform", "sqrt_a_one_minus_a")
+
+
+def timestep_weight(alphas_cumprod: torch.Tensor, t: torch.Tensor, weighting: str) -> torch.Tensor:
+    """w(t): ``sds`` = 1 - a_t (the reference's), ``uniform`` = 1, ``sqrt_a_one_minus_a``."""
+    a = alphas_cumprod[t]
+    if weighting == "sds":
+        return 1 - a
+    if weighting == "uniform":
+        return torch.ones_like(a)
+    if weighting == "sqrt_a_one_minus_a":
+        return a.sqrt() * (1 - a)
+    raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
+
+
+def sparsify_topk(grad: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep the ``k`` largest-magnitude entries of each row's gradient map, zero the rest
+    (the reference's ``clip_grad_topk``, applied per row instead of per batch)."""
+    flat = grad.reshape(grad.shape[0], -1)
+    if k >= flat.shape[1]:
+        return grad
+    threshold = flat.abs().topk(k, dim=1).values[:, -1:]
+    return torch.where(flat.abs() >= threshold, flat, torch.zeros_like(flat)).reshape(grad.shape)
+
+
+@torch.no_grad()
+def guided_gradient(
+    teacher: Teacher,
+    latents: torch.Tensor,
+    emb: Conditioning,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    guidance_scale: float,
+    weighting: str = "sds",
+    topk: int | None = None,
+    max_batch: int = 512,
+) -> torch.Tensor:
+    """SDS gradient for N rows: each row its own latent, prompt embedding, t and noise.
+
+    ``max_batch`` bounds the rows of one teacher call (CFG doubles each row), which is the
+    memory budget knob: peak activation memory scales with it, not with N.
+    """
+    n = latents.shape[0]
+    if not (len(emb) == n and t.shape[0] == n and noise.shape == latents.shape):
+        raise ValueError(
+            f"guided_gradient needs one embedding, t and noise per row: "
+            f"latents {tuple(latents.shape)}, emb {len(emb)}, t {tuple(t.shape)}, noise {tuple(noise.shape)}"
+        )
+    t = t.to(teacher.device)
+    a = teacher.alphas_cumprod[t].view(-1, *([1] * (latents.dim() - 1))).to(latents.dtype)
+    z_t = a.sqrt() * latents + (1 - a).sqrt() * noise
+    rows = max(1, max_batch // 2)
+    eps = []
+    for s in range(0, n, rows):
+        sl = slice(s, s + rows)
+        z = z_t[sl]
+        both = teacher.predict_noise(
+            torch.cat([z, z]), torch.cat([t[sl], t[sl]]), TextEmbedding.cat([emb.uncond[sl], emb.cond[sl]])
+        ).to(latents.dtype)
+        uncond, cond = both.chunk(2)
+        eps.append(uncond + guidance_scale * (cond - uncond))
+    w = timestep_weight(teacher.alphas_cumprod, t, weighting).view_as(a).to(latents.dtype)
+    grad = w * (torch.cat(eps) - noise)
+    return sparsify_topk(grad, topk) if topk else grad
+
+
+@dataclass
+class SweepGradients:
+    """Gradients of a sweep: ``latent[b, i]`` w.r.t. the teacher's input at ``timesteps[i]``,
+    ``image[b, i]`` the same pulled back to image space (None unless asked for)."""
+
+    timesteps: torch.Tensor
+    latent: torch.Tensor
+    image: torch.Tensor | None
+
+
+def sweep_noise(shape: tuple[int, ...], seed: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Fixed noise for reproducible sweeps: the same (shape, seed) always gives the same draw."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(shape, generator=gen).to(device)
+
+
+def sds_gradient(
+    teacher: Teacher,
+    images: torch.Tensor,
+    cond: Conditioning,
+    timesteps,
+    *,
+    guidance_scale: float,
+    weighting: str = "sds",
+    topk: int | None = None,
+    noise: torch.Tensor | None = None,
+    seed: int | None = 0,
+    image_gradient: bool = True,
+    max_batch: int = 512,
+) -> SweepGradients:
+    """SDS gradients for B images at each of T timesteps: B*T rows, batched teacher calls.
+
+    ``cond`` holds one embedding (broadcast) or one per image. Noise is ``noise`` if given
+    ([B, T, *latent]), else drawn from ``seed`` (fixed-noise mode: sweeps are reproducible),
+    else from torch's global generator.
+    """
+    timesteps = torch.as_tensor(timesteps, dtype=torch.long).flatten()
+    b, k = images.shape[0], timesteps.shape[0]
+    if len(cond) not in (1, b):
+        raise ValueError(f"cond has {len(cond)} prompts for {b} images; give 1 or {b}")
+    images = images.to(teacher.device)
+    with torch.enable_grad():
+        x = images.detach().requires_grad_(image_gradient)
+        latents = teacher.encode(x)
+    lat_shape = tuple(latents.shape[1:])
+    if noise is None:
+        noise = sweep_noise((b, k, *lat_shape), seed) if seed is not None else torch.randn(b, k, *lat_shape)
+    noise = noise.to(latents.device, latents.dtype)
+
+    rows_lat = latents.detach().unsqueeze(1).expand(b, k, *lat_shape).reshape(b * k, *lat_shape)
+    rows_t = timesteps.repeat(b)
+    per_image = cond if len(cond) == b else Conditioning(cond.cond.repeat_interleave(b), cond.uncond.repeat_interleave(b))
+    rows_emb = Conditioning(per_image.cond.repeat_interleave(k), per_image.uncond.repeat_interleave(k))
+    grad = guided_gradient(
+        teacher, rows_lat, rows_emb, rows_t, noise.reshape(b * k, *lat_shape),
+        guidance_scale=guidance_scale, weighting=weighting, topk=topk, max_batch=max_batch,
+    ).reshape(b, k, *lat_shape)
+
+    image_grad = None
+    if image_gradient:
+        if latents.data_ptr() == x.data_ptr() or not latents.requires_grad:  # identity encode: pixel space
+            image_grad = grad.clone()
+        else:
+            parts = []
+            for i in range(k):
+                (g,) = torch.autograd.grad(latents, x, grad_outputs=grad[:, i], retain_graph=i < k - 1)
+                parts.append(g)
+            image_grad = torch.stack(parts, dim=1)
+    return SweepGradients(timesteps, grad, image_grad)
+
+
+def inject(latents: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Surrogate loss whose gradient w.r.t. ``latents`` is exactly ``grad`` (skip-Jacobian):
+    backpropagating it trains whatever produced ``latents`` without a backward pass through
+    the teacher's UNet. Its value is meaningless; log the guidance norm instead."""
+    return (latents * grad.detach()).sum()

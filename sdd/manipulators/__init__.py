@@ -1,0 +1,28 @@
+"""Manipulators: the small networks SDD trains, one per attribute prompt.
+
+``build(architecture, **hparams)`` recreates one from an artifact manifest; adding an
+architecture means adding a file and one line in ``ARCHITECTURES``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .image import ImageManipulator
+from .latent import Generator, LatentEditor, LatentMapper
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    ImageManipulator.architecture: ImageManipulator,
+    LatentMapper.architecture: LatentMapper,
+}
+
+
+def build(architecture: str, **hparams) -> nn.Module:
+    try:
+        cls = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(f"unknown manipulator architecture {architecture!r}; have {sorted(ARCHITECTURES)}") from None
+    return cls(**hparams)
+
+
+__all__ = ["ARCHITECTURES", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "build"]
