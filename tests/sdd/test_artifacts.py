@@ -1,0 +1,83 @@
+"""Artifacts round-trip, refuse tampering, and live under safe, unique slugs."""
+
+import json
+
+import pytest
+import torch
+
+from sdd.artifacts import ArtifactError, Registry, load_manipulator, save_manipulator, slugify
+from sdd.manipulators import ImageManipulator
+
+
+def trained_manipulator(seed=0):
+    torch.manual_seed(seed)
+    m = ImageManipulator(width=16, depth=1)
+    for p in m.parameters():
+        p.data.normal_()
+    return m
+
+
+def test_round_trip(tmp_path):
+    m = trained_manipulator()
+    manifest = save_manipulator(str(tmp_path / "a"), m, prompt="a red object", timesteps=[200, 300],
+                                teacher_id="shapes-teacher@x", metrics={"editability": 0.97})
+    art = load_manipulator(str(tmp_path / "a"))
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(art.manipulator(x), m.eval()(x))
+    on_disk = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert on_disk == manifest
+    for key in ("prompt", "slug", "architecture", "hyperparameters", "timesteps", "teacher_id", "metrics",
+                "weights_sha256", "package_version", "created"):
+        assert key in manifest
+    assert art.id.startswith(manifest["slug"] + "@")
+
+
+def test_tampered_weights_are_refused(tmp_path):
+    save_manipulator(str(tmp_path / "a"), trained_manipulator(), prompt="a red object")
+    weights = tmp_path / "a" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="SHA-256"):
+        load_manipulator(str(tmp_path / "a"))
+
+
+def test_missing_artifact_is_a_clear_error(tmp_path):
+    with pytest.raises(ArtifactError, match="manifest.json is missing"):
+        load_manipulator(str(tmp_path / "nothing"))
+
+
+@pytest.mark.parametrize("prompt", ["../../x", "a/b\\c", "x" * 500, "rouge écarlate 🔴", "", "..", "a red object"])
+def test_slugs_are_safe(prompt):
+    slug = slugify(prompt)
+    assert slug and len(slug) <= 60 and slug.isascii()
+    assert all(c.isalnum() or c == "-" for c in slug) and ".." not in slug and not slug.startswith("-")
+
+
+def test_slugs_are_unique_for_prompts_that_sanitise_alike():
+    assert slugify("a/red") != slugify("a red") != slugify("a-red")
+
+
+def test_registry_lists_complete_artifacts_only(tmp_path):
+    reg = Registry(str(tmp_path))
+    assert reg.list() == []
+    reg.save(trained_manipulator(0), prompt="a red object")
+    reg.save(trained_manipulator(1), prompt="a blue object")
+    partial = tmp_path / "manipulators" / "half-written"
+    partial.mkdir()
+    (partial / "model.safetensors").write_bytes(b"x")
+    assert [m["prompt"] for m in reg.list()] == ["a blue object", "a red object"]
+    assert reg.has("a red object") and not reg.has("a green object")
+    assert reg.load("a red object").manifest["prompt"] == "a red object"
+    with pytest.raises(ArtifactError, match="no manipulator for"):
+        reg.load("a green object")
+
+
+def test_registry_on_s3(s3_bucket):
+    reg = Registry(f"{s3_bucket}/run")
+    m = trained_manipulator()
+    reg.save(m, prompt="a red object", timesteps=[300])
+    (listed,) = reg.list()
+    assert listed["url"].startswith("s3://") and listed["timesteps"] == [300]
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(reg.load(listed["slug"]).manipulator(x), m.eval()(x))
