@@ -114,14 +114,15 @@ def sds_gradient(
     weighting: str = "sds",
     topk: int | None = None,
     noise: torch.Tensor | None = None,
-    seed: int | None = 0,
+    seed: int | list[int] | None = 0,
     image_gradient: bool = True,
     max_batch: int = 512,
 ) -> SweepGradients:
     """SDS gradients for B images at each of T timesteps: B*T rows, batched teacher calls.
 
     ``cond`` holds one embedding (broadcast) or one per image. Noise is ``noise`` if given
-    ([B, T, *latent]), else drawn from ``seed`` (fixed-noise mode: sweeps are reproducible),
+    ([B, T, *latent]), else drawn from ``seed`` (fixed-noise mode: sweeps are reproducible;
+    a list gives each image its own seed, so a shard of a sweep draws what the whole would),
     else from torch's global generator.
     """
     timesteps = torch.as_tensor(timesteps, dtype=torch.long).flatten()
@@ -134,7 +135,14 @@ def sds_gradient(
         latents = teacher.encode(x)
     lat_shape = tuple(latents.shape[1:])
     if noise is None:
-        noise = sweep_noise((b, k, *lat_shape), seed) if seed is not None else torch.randn(b, k, *lat_shape)
+        if isinstance(seed, (list, tuple)):
+            if len(seed) != b:
+                raise ValueError(f"{len(seed)} noise seeds for {b} images")
+            noise = torch.stack([sweep_noise((k, *lat_shape), s) for s in seed])
+        elif seed is not None:
+            noise = sweep_noise((b, k, *lat_shape), seed)
+        else:
+            noise = torch.randn(b, k, *lat_shape)
     noise = noise.to(latents.device, latents.dtype)
 
     rows_lat = latents.detach().unsqueeze(1).expand(b, k, *lat_shape).reshape(b * k, *lat_shape)

@@ -1,0 +1,170 @@
+"""Job configuration: pydantic models, validated once at the edge, before any work starts.
+
+Every job (``sdd select/distill/eval``, and the Ray jobs in ``pipelines/``) reads the same
+YAML schema. Unknown keys are errors (a typo must not silently fall back to a default);
+``load_config`` turns validation failures into one readable message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from sdd.domains.shapes.edits import RECOLOUR_PROMPTS
+from sdd.guidance import WEIGHTINGS
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be run; the message says where and why."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TimestepGrid(Strict):
+    start: int = Field(100, ge=0)
+    stop: int = Field(900, ge=0)
+    step: int = Field(50, ge=1)
+
+    @model_validator(mode="after")
+    def ordered(self):
+        if self.start > self.stop:
+            raise ValueError(f"start ({self.start}) must not exceed stop ({self.stop})")
+        return self
+
+    def values(self) -> list[int]:
+        return list(range(self.start, self.stop + 1, self.step))
+
+
+def _check_weighting(v: str) -> str:
+    if v not in WEIGHTINGS:
+        raise ValueError(f"unknown weighting {v!r}; expected one of {WEIGHTINGS}")
+    return v
+
+
+class SelectSettings(Strict):
+    timesteps: TimestepGrid | list[int] = TimestepGrid()
+    images: int = Field(16, ge=1, description="sample images per prompt")
+    draws: int = Field(4, ge=2, description="noise draws per image (consistency needs >= 2)")
+    guidance_scale: float = Field(3.0, gt=0)
+    weighting: str = "sds"
+    indicator: Literal["hybrid", "entropy", "reference_entropy"] = "hybrid"
+    policy: str = "topk:2"
+    seed: int = 0
+    max_batch: int = Field(512, ge=2, description="rows per teacher call (memory budget)")
+
+    _weighting = field_validator("weighting")(_check_weighting)
+
+    @field_validator("policy")
+    @classmethod
+    def known_policy(cls, v: str) -> str:
+        import pandas as pd
+
+        from sdd.indicator import select
+
+        select(pd.DataFrame({"t": [0], "x": [0.0]}), "x", v)  # raises a clear ValueError if malformed
+        return v
+
+    def grid(self) -> list[int]:
+        return self.timesteps.values() if isinstance(self.timesteps, TimestepGrid) else sorted(self.timesteps)
+
+
+class ManipulatorSettings(Strict):
+    width: int = Field(48, ge=8)
+    depth: int = Field(4, ge=1)
+
+
+class DistillSettings(Strict):
+    timestep_policy: str = "selected"
+    steps: int = Field(400, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    guidance_scale: float = Field(3.0, gt=0)
+    weighting: str = "sds"
+    topk: int | None = Field(None, ge=1)
+    fidelity_weight: float = Field(1.0, ge=0)
+    latent_weight: float = Field(0.0, ge=0)
+    seed: int = 0
+    manipulator: ManipulatorSettings = ManipulatorSettings()
+    pack: int = Field(1, ge=1, description="prompts trained together, sharing each teacher call")
+    checkpoint_every: int = Field(100, ge=1)
+    max_batch: int = Field(512, ge=2)
+
+    _weighting = field_validator("weighting")(_check_weighting)
+
+    @field_validator("timestep_policy")
+    @classmethod
+    def known_timestep_policy(cls, v: str) -> str:
+        from sdd.distill import DistillConfig
+
+        DistillConfig(prompts=["p"], timestep_policy=v, selected_timesteps={"p": [1]})  # raises if malformed
+        return v
+
+
+class EvalSettings(Strict):
+    images: int = Field(1000, ge=1)
+    seed: int = 10_000
+
+
+class JobConfig(Strict):
+    run_dir: str = "runs/default"
+    teacher: str = Field("shapes", description="'shapes' or a diffusers checkpoint directory URL")
+    device: str = "cpu"
+    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    prompts: list[str] = Field(default_factory=lambda: list(RECOLOUR_PROMPTS))
+    sources: str = Field("shapes", description="'shapes' (fresh procedural images) or a Parquet image dataset URL")
+    image_column: str = "image"
+    select: SelectSettings = SelectSettings()
+    distill: DistillSettings = DistillSettings()
+    eval: EvalSettings = EvalSettings()
+
+    @field_validator("prompts")
+    @classmethod
+    def non_empty_unique(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one prompt is needed")
+        dupes = sorted({p for p in v if v.count(p) > 1})
+        if dupes:
+            raise ValueError(f"duplicate prompts: {dupes}")
+        if any(not p.strip() for p in v):
+            raise ValueError("prompts must not be blank")
+        return v
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: dict | None, source: str = "<dict>") -> JobConfig:
+    try:
+        return JobConfig.model_validate(data or {})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_config(path: str | Path | None, **overrides) -> JobConfig:
+    """Read a YAML file (or nothing: every default) and apply top-level overrides."""
+    data: dict = {}
+    if path is not None:
+        from sdd.io.storage import filesystem
+
+        fs, p = filesystem(str(path))
+        try:
+            with fs.open(p, "rb") as f:
+                data = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path} must be a mapping at the top level, got {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return parse_config(data, str(path or "<defaults>"))

@@ -1,0 +1,70 @@
+"""Source images for selection and distillation: the shapes generator, or a Parquet dataset.
+
+Both are a ``SourceImages`` callable (rng, n) -> images in [-1, 1] at the teacher's size, so
+the loop does not care where images come from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+import torch.nn.functional as F
+
+from sdd.io.images import ImageDecodeError, decode_image, to_tensor_range
+from sdd.io.storage import filesystem
+
+
+def image_bytes(value) -> bytes | None:
+    """The encoded bytes of one image cell: HF struct {bytes, path}, or plain binary."""
+    if value is None or isinstance(value, (bytes, bytearray)):
+        return value
+    if isinstance(value, dict):
+        return value.get("bytes")
+    raise TypeError(f"unsupported image cell of type {type(value).__name__}")
+
+
+class ParquetSources:
+    """All decodable images of a Parquet file or directory, resized to ``size``, sampled with
+    replacement. Meant for the few hundred to few thousand images a distillation needs."""
+
+    def __init__(self, url: str, size: int, image_column: str = "image"):
+        fs, path = filesystem(url)
+        files = sorted(fs.find(path)) if fs.isdir(path) else [path]
+        files = [f for f in files if f.endswith(".parquet")] or files
+        arrays = []
+        for f in files:
+            with fs.open(f, "rb") as fh:
+                table = pq.read_table(fh, columns=[image_column])
+            for cell in table.column(image_column).to_pylist():
+                try:
+                    arrays.append(decode_image(image_bytes(cell)))
+                except (ImageDecodeError, TypeError):
+                    continue
+        if not arrays:
+            raise ValueError(f"no decodable images in column {image_column!r} of {url}")
+        resized = [
+            F.interpolate(to_tensor_range(a[None]), size=(size, size), mode="bilinear", antialias=True,
+                          align_corners=False)
+            for a in arrays
+        ]
+        self.images = torch.cat(resized)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __call__(self, rng: np.random.Generator, n: int) -> torch.Tensor:
+        return self.images[rng.integers(0, len(self.images), size=n)]
+
+
+def make_sources(spec: str, size: int, image_column: str = "image"):
+    if spec == "shapes":
+        from sdd.domains.shapes.edits import training_sources
+
+        if size != 32:
+            def resized(rng, n):
+                return F.interpolate(training_sources(rng, n), size=(size, size), mode="bilinear", antialias=True)
+
+            return resized
+        return training_sources
+    return ParquetSources(spec, size, image_column)
