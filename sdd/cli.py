@@ -4,6 +4,10 @@
     sdd teacher sample --prompt "a red object" --n 16 --out samples/red.parquet
     sdd teacher eval --guidance 2,3,4 --out runs/teacher_eval
     sdd judge eval --n 2000
+    sdd select  [--config C] [--prompt P ...] [--run-dir D]     indicator sweep + timestep choice
+    sdd distill [--config C] [--prompt P ...] [--run-dir D]     one manipulator per prompt
+    sdd eval --manipulator DIR [--sdedit 0.3,0.5]               edit quality (+ SDEdit baseline)
+    sdd edit --manipulator DIR --input URL --out URL            apply a manipulator to a Parquet dataset
     sdd demo --out runs/demo
 """
 
@@ -139,6 +143,115 @@ def cmd_demo(args) -> None:
     print(f"demo finished in {time.time() - started:.1f}s")
 
 
+def job_config(args):
+    """Config file (or defaults) with the command line's overrides applied, validated."""
+    from sdd.config import load_config
+
+    config = load_config(args.config, run_dir=args.run_dir, prompts=args.prompt or None)
+    distill = {k: v for k, v in {"steps": getattr(args, "steps", None),
+                                 "timestep_policy": getattr(args, "timestep_policy", None)}.items() if v is not None}
+    if distill:
+        from sdd.config import parse_config
+
+        data = config.model_dump()
+        data["distill"].update(distill)
+        config = parse_config(data, "command line")
+    return config
+
+
+def cmd_select(args) -> None:
+    from sdd.runs import RunDir, load_run_teacher, run_selection
+
+    config = job_config(args)
+    run = RunDir(config.run_dir)
+    run.write_config(config)
+    selected = run_selection(config, run, load_run_teacher(config))
+    for prompt in config.prompts:
+        choice = selected[prompt]
+        print(f"{prompt!r}: t = {choice['timesteps']} ({choice['indicator']}, {choice['policy']})")
+    print(f"scores, selections and plots in {run.url}")
+
+
+def cmd_distill(args) -> None:
+    from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, run_selection, save_pack
+
+    config = job_config(args)
+    run = RunDir(config.run_dir)
+    run.write_config(config)
+    teacher = load_run_teacher(config)
+    selected = run_selection(config, run, teacher) if config.distill.timestep_policy == "selected" else {}
+    summary = {r["prompt"]: r for r in run.read_json("summary.json", default=[])}
+    todo = [p for p in config.prompts if not run.registry.has(p)]
+    for prompt in set(config.prompts) - set(todo):
+        print(f"{prompt!r}: already in the registry, skipped")
+    for pack in packs(todo, config.distill.pack):
+        started = time.time()
+        distiller = make_distiller(config, teacher, pack, selected)
+        distiller.run()
+        for record in save_pack(config, run, teacher, distiller, time.time() - started):
+            summary[record["prompt"]] = record
+            print(f"{record['prompt']!r}: done in {record['wall_seconds']}s; evaluation {record['evaluation']}")
+    records = [summary[p] for p in config.prompts if p in summary]
+    run.write_json(records, "summary.json")
+    print_summary(records)
+
+
+def print_summary(records: list[dict]) -> None:
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        ev = r.get("evaluation") or {}
+        rows.append({
+            "prompt": r["prompt"], "timesteps": r.get("timesteps"), "steps": r.get("steps"),
+            "editability": ev.get("editability"), **{f"keep_{k}": v for k, v in (ev.get("preservation") or {}).items()},
+            "bg_psnr": ev.get("background_psnr"), "wall_s": r.get("wall_seconds"),
+        })
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        print(pd.DataFrame(rows).to_string(index=False))
+
+
+def cmd_eval(args) -> None:
+    from sdd.artifacts import load_manipulator
+    from sdd.domains.shapes.edits import held_out_sources, target_of
+    from sdd.domains.shapes.judge import ShapesJudge
+    from sdd.eval import SDEditEditor, evaluate
+
+    artifact = load_manipulator(args.manipulator)
+    prompt = artifact.manifest["prompt"]
+    sources = held_out_sources(args.n, args.seed)
+    judge = ShapesJudge.from_pretrained()
+    target = target_of(prompt)
+    rows = [{"editor": "sdd", **evaluate(artifact.manipulator, sources, target, judge).as_dict()}]
+    if args.sdedit:
+        from sdd.teachers import load_teacher
+
+        teacher = load_teacher(None)
+        for strength in args.sdedit:
+            editor = SDEditEditor(teacher, prompt, strength=strength, guidance_scale=args.guidance, steps=args.steps)
+            rows.append({"editor": f"sdedit@{strength}", **evaluate(editor, sources, target, judge).as_dict()})
+    report = {"prompt": prompt, "manipulator": artifact.id, "n": args.n, "results": rows}
+    if args.out:
+        from sdd.io.storage import write_bytes_atomic
+
+        write_bytes_atomic(args.out, json.dumps(report, indent=2).encode())
+    print(json.dumps(report, indent=2))
+
+
+def cmd_edit(args) -> None:
+    from sdd.edit import edit_parquet
+
+    counts = edit_parquet(args.manipulator, args.input, args.out, image_column=args.image_column,
+                          image_format=args.format, batch_size=args.batch_size)
+    print(f"edited {counts['edited']} of {counts['input']} rows ({counts['failed']} could not be decoded) -> {args.out}")
+
+
+def _job_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="YAML job config (default: the shapes world, six recolour prompts)")
+    p.add_argument("--prompt", action="append", help="override the config's prompts (repeatable)")
+    p.add_argument("--run-dir", default=None, help="run directory URL (default: the config's run_dir)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdd", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -177,6 +290,35 @@ def build_parser() -> argparse.ArgumentParser:
     jev.add_argument("--seed", type=int, default=2024)
     jev.set_defaults(func=cmd_judge_eval)
 
+    sel = sub.add_parser("select", help="indicator sweep over timesteps and timestep selection, per prompt")
+    _job_arguments(sel)
+    sel.set_defaults(func=cmd_select)
+
+    dist = sub.add_parser("distill", help="train one manipulator per prompt (selection first if needed)")
+    _job_arguments(dist)
+    dist.add_argument("--steps", type=int, default=None, help="override distill.steps")
+    dist.add_argument("--timestep-policy", default=None, help="override distill.timestep_policy")
+    dist.set_defaults(func=cmd_distill)
+
+    evl = sub.add_parser("eval", help="edit quality of a manipulator on held-out shapes images")
+    evl.add_argument("--manipulator", required=True, help="artifact directory URL")
+    evl.add_argument("--n", type=int, default=1000)
+    evl.add_argument("--seed", type=int, default=10_000)
+    evl.add_argument("--sdedit", type=_floats, default=None, help="also evaluate SDEdit at these strengths")
+    evl.add_argument("--guidance", type=float, default=3.0, help="SDEdit guidance scale")
+    evl.add_argument("--steps", type=int, default=50, help="SDEdit DDIM steps (full schedule)")
+    evl.add_argument("--out", default=None, help="write the report JSON here")
+    evl.set_defaults(func=cmd_eval)
+
+    edt = sub.add_parser("edit", help="apply a manipulator to a Parquet image dataset")
+    edt.add_argument("--manipulator", required=True)
+    edt.add_argument("--input", required=True)
+    edt.add_argument("--out", required=True)
+    edt.add_argument("--image-column", default="image")
+    edt.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
+    edt.add_argument("--batch-size", type=int, default=256)
+    edt.set_defaults(func=cmd_edit)
+
     demo = sub.add_parser("demo", help="the embedded default end to end (what `make demo` runs)")
     demo.add_argument("--out", default="runs/demo")
     demo.add_argument("--n", type=int, default=2000)
@@ -189,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # ConfigError and ArtifactError are ValueErrors
         print(f"sdd: error: {exc}", file=sys.stderr)
         sys.exit(2)
 
