@@ -17,7 +17,8 @@ import torch
 
 from sdd.artifacts import load_manipulator
 from sdd.io.images import ImageDecodeError, decode_image, encode_image, from_tensor_range, to_tensor_range
-from sdd.io.parquet_images import image_column, write_table
+from sdd.io.parquet_images import image_column as hf_image_column
+from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem
 from sdd.sources import image_bytes
 
@@ -66,7 +67,7 @@ def edit_parquet(manipulator_url: str, input_url: str, output_url: str, *, image
         "source_id": pa.array(ids),
         "edit_prompt": pa.array([artifact.manifest["prompt"]] * n, type=pa.string()),
         "manipulator_id": pa.array([artifact.id] * n, type=pa.string()),
-        "edited_image": image_column(edited),
+        "edited_image": hf_image_column(edited),
         "error": pa.array(errors, type=pa.string()),
     })
     write_table(result, output_url)
