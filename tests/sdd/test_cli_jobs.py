@@ -1,0 +1,72 @@
+"""`sdd select`, `sdd distill`, `sdd edit`, `sdd eval` end to end on small settings, including
+the Stable Diffusion code path on the tiny checkpoint (quality is meaningless there)."""
+
+import json
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sdd.artifacts import Registry
+from sdd.cli import main
+
+
+def test_distill_runs_end_to_end_on_tiny_stable_diffusion(tiny_sd_checkpoint, tmp_path, capsys):
+    data = tmp_path / "sources.parquet"
+    main(["data", "shapes", "--n", "8", "--seed", "0", "--out", str(data)])
+    config = tmp_path / "sd.yaml"
+    config.write_text(f"""
+run_dir: {tmp_path / 'run'}
+teacher: {tiny_sd_checkpoint}
+sources: {data}
+prompts: [a red car, white hair]
+select: {{images: 2, draws: 2, timesteps: {{start: 100, stop: 900, step: 400}}, policy: argmin}}
+distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}, pack: 2}}
+""")
+    main(["distill", "--config", str(config)])
+    run = tmp_path / "run"
+    assert (run / "indicator_scores.parquet").is_file() and (run / "selected_timesteps.json").is_file()
+    assert len(list((run / "plots").glob("indicator_*.png"))) == 2
+    listed = Registry(str(run)).list()
+    assert [m["prompt"] for m in listed] == ["a red car", "white hair"]
+    assert all(m["teacher_id"].startswith("sd:") and len(m["timesteps"]) == 1 for m in listed)
+    summary = json.loads((run / "summary.json").read_text())
+    assert [r["prompt"] for r in summary] == ["a red car", "white hair"]
+
+    # a re-run skips finished prompts instead of retraining them
+    before = {m["slug"]: m["weights_sha256"] for m in listed}
+    main(["distill", "--config", str(config)])
+    assert "already in the registry" in capsys.readouterr().out
+    assert {m["slug"]: m["weights_sha256"] for m in Registry(str(run)).list()} == before
+
+
+def test_edit_writes_one_row_per_input_row(random_shapes_teacher, tmp_path):
+    from sdd.artifacts import save_manipulator
+    from sdd.manipulators import ImageManipulator
+
+    save_manipulator(str(tmp_path / "m"), ImageManipulator(width=8, depth=1), prompt="a red object")
+    src = tmp_path / "in.parquet"
+    main(["data", "shapes", "--n", "5", "--seed", "0", "--out", str(src)])
+    table = pq.read_table(src)
+    images = table.column("image").to_pylist()
+    images[2] = {"bytes": b"not an image", "path": None}
+    table = table.set_column(table.column_names.index("image"), "image",
+                             pa.array(images, type=table.schema.field("image").type))
+    pq.write_table(table, src)
+    out = tmp_path / "out.parquet"
+    main(["edit", "--manipulator", str(tmp_path / "m"), "--input", str(src), "--out", str(out)])
+    ds = datasets.load_dataset("parquet", data_files=str(out), split="train")
+    assert ds["source_id"] == [0, 1, 2, 3, 4]
+    assert ds[2]["edited_image"] is None and "cannot decode" in ds[2]["error"]
+    assert ds[0]["edited_image"].size == (32, 32) and ds[0]["edit_prompt"] == "a red object"
+
+
+def test_bad_config_fails_before_any_work(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(f"run_dir: {tmp_path / 'run'}\ndistill: {{stepz: 3}}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["distill", "--config", str(config)])
+    assert exc.value.code == 2
+    assert "distill.stepz" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

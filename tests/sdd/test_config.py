@@ -1,0 +1,47 @@
+"""Configs are validated at the edge: clear messages, before any work."""
+
+import pytest
+
+from sdd.config import ConfigError, load_config, parse_config
+from sdd.domains.shapes.edits import RECOLOUR_PROMPTS
+
+
+def test_defaults_are_the_shapes_world_and_its_six_recolour_prompts():
+    config = load_config(None)
+    assert config.teacher == "shapes" and config.sources == "shapes"
+    assert config.prompts == list(RECOLOUR_PROMPTS) and len(config.prompts) == 6
+    assert config.select.grid()[0] == 100 and config.select.grid()[-1] == 900
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"promts": ["a red object"]}, "promts: Extra inputs are not permitted"),
+    ({"distill": {"steps": "many"}}, "distill.steps"),
+    ({"distill": {"timestep_policy": "sometimes"}}, "unknown timestep policy"),
+    ({"distill": {"weighting": "snr"}}, "unknown weighting"),
+    ({"select": {"policy": "max"}}, "unknown selection policy"),
+    ({"select": {"draws": 1}}, "select.draws"),
+    ({"select": {"timesteps": {"start": 900, "stop": 100}}}, "must not exceed"),
+    ({"prompts": []}, "at least one prompt"),
+    ({"prompts": ["a", "a"]}, "duplicate prompts"),
+])
+def test_bad_configs_name_the_field(data, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(data, "test.yaml")
+
+
+def test_yaml_file_and_overrides(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("prompts: [a red object]\ndistill:\n  steps: 7\n")
+    config = load_config(str(path), run_dir="runs/x")
+    assert config.prompts == ["a red object"] and config.distill.steps == 7 and config.run_dir == "runs/x"
+
+
+def test_unreadable_files_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+    (tmp_path / "bad.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(str(tmp_path / "bad.yaml"))
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(str(tmp_path / "list.yaml"))
