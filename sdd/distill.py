@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from sdd.guidance import guided_gradient, inject
+from sdd.io.tensor_state import load_module, module_tensors, optimizer_tensors, restore_optimizer
 from sdd.manipulators import ImageManipulator
 from sdd.teachers.base import Conditioning, Teacher
 
@@ -135,26 +136,17 @@ class Distiller:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Manipulators, optimizer moments and step as flat tensors (safetensors-ready)."""
-        state = {f"m{k}.{name}": v.detach().cpu().contiguous()
-                 for k, m in enumerate(self.manipulators) for name, v in m.state_dict().items()}
-        for i, s in self.optimizer.state_dict()["state"].items():
-            for name, v in s.items():
-                state[f"optim.{i}.{name}"] = torch.as_tensor(v).detach().cpu().clone()
+        state = {}
+        for k, m in enumerate(self.manipulators):
+            state.update(module_tensors(m, f"m{k}."))
+        state.update(optimizer_tensors(self.optimizer))
         state["step"] = torch.tensor(self.step)
         return state
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         for k, m in enumerate(self.manipulators):
-            prefix = f"m{k}."
-            m.load_state_dict({n[len(prefix):]: v for n, v in state.items() if n.startswith(prefix)})
-        opt = self.optimizer.state_dict()
-        opt_state: dict[int, dict] = {}
-        for name, v in state.items():
-            if name.startswith("optim."):
-                _, i, key = name.split(".", 2)
-                opt_state.setdefault(int(i), {})[key] = v
-        opt["state"] = opt_state
-        self.optimizer.load_state_dict(opt)
+            load_module(m, state, f"m{k}.")
+        restore_optimizer(self.optimizer, state)
         self.step = int(state["step"])
 
     def train_step(self) -> dict:

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from sdd.io.tensor_state import load_module, module_tensors, optimizer_tensors, restore_optimizer
 from sdd.teachers.shapes import CONFIG_FILE, WEIGHTS_FILE, build_modules, default_weights_dir, noise_schedule
 
 from . import spec
@@ -88,32 +89,11 @@ def training_batch(step: int, recipe: dict) -> tuple[torch.Tensor, list[str], to
 
 
 def modules_state(unet, text_encoder, prefix: str = "") -> dict[str, torch.Tensor]:
-    state = {f"{prefix}unet.{k}": v for k, v in unet.state_dict().items()}
-    state.update({f"{prefix}text_encoder.{k}": v for k, v in text_encoder.state_dict().items()})
-    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+    return {**module_tensors(unet, f"{prefix}unet."), **module_tensors(text_encoder, f"{prefix}text_encoder.")}
 
 
-def optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-    """Flatten AdamW state to tensors so it can live in safetensors (no pickle)."""
-    out = {}
-    for i, s in optimizer.state_dict()["state"].items():
-        for name, value in s.items():
-            out[f"optim.{i}.{name}"] = torch.as_tensor(value).clone()
-    return out
-
-
-def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
-    state_dict = optimizer.state_dict()
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("optim."):
-            _, i, name = key.split(".", 2)
-            state.setdefault(int(i), {})[name] = value
-    state_dict["state"] = state
-    optimizer.load_state_dict(state_dict)
-
-
-def train(out: Path, recipe: dict, checkpoint_every: int, threads: int) -> None:
+def train(out: Path, recipe: dict, checkpoint_every: int, threads: int, stop_after: int | None = None) -> None:
+    """Train to ``recipe['steps']``; ``stop_after`` ends early after a checkpoint (for tests)."""
     torch.set_num_threads(threads)
     torch.manual_seed(recipe["seed"])
     config = dict(TEACHER_CONFIG, training=recipe)
@@ -136,11 +116,10 @@ def train(out: Path, recipe: dict, checkpoint_every: int, threads: int) -> None:
         meta = json.loads((ckpt_dir / "state.json").read_text())
         if meta["recipe"] != recipe:
             raise SystemExit(f"checkpoint in {ckpt_dir} was made with a different recipe: {meta['recipe']}")
-        unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
-        text_encoder.load_state_dict({k[13:]: v for k, v in tensors.items() if k.startswith("text_encoder.")})
-        ema_unet.load_state_dict({k[9:]: v for k, v in tensors.items() if k.startswith("ema.unet.")})
-        ema_text.load_state_dict({k[17:]: v for k, v in tensors.items() if k.startswith("ema.text_encoder.")})
-        load_optimizer_state(optimizer, tensors)
+        for module, prefix in ((unet, "unet."), (text_encoder, "text_encoder."),
+                               (ema_unet, "ema.unet."), (ema_text, "ema.text_encoder.")):
+            load_module(module, tensors, prefix)
+        restore_optimizer(optimizer, tensors)
         start, log = meta["step"], meta["log"]
         print(f"resuming from step {start}", flush=True)
 
@@ -176,6 +155,8 @@ def train(out: Path, recipe: dict, checkpoint_every: int, threads: int) -> None:
             log.append({"step": done, "loss": running, "seconds": time.time() - started})
         if done % checkpoint_every == 0 or done == recipe["steps"]:
             write_checkpoint(ckpt_dir, unet, text_encoder, ema_unet, ema_text, optimizer, done, recipe, log)
+        if stop_after is not None and done >= stop_after:
+            return
 
     export(out, config, ema_unet, ema_text, log)
 
@@ -185,7 +166,7 @@ def write_checkpoint(ckpt_dir, unet, text_encoder, ema_unet, ema_text, optimizer
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     tensors = modules_state(unet, text_encoder)
     tensors.update(modules_state(ema_unet, ema_text, prefix="ema."))
-    tensors.update(optimizer_state(optimizer))
+    tensors.update(optimizer_tensors(optimizer))
     save_file(tensors, ckpt_dir / "state.safetensors.tmp")
     (ckpt_dir / "state.json.tmp").write_text(json.dumps({"step": step, "recipe": recipe, "log": log}))
     os.replace(ckpt_dir / "state.safetensors.tmp", ckpt_dir / "state.safetensors")
