@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from torch import nn
 
+from .affine import AffineColorManipulator
 from .image import ImageManipulator
 from .latent import Generator, LatentEditor, LatentMapper
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     ImageManipulator.architecture: ImageManipulator,
+    AffineColorManipulator.architecture: AffineColorManipulator,
     LatentMapper.architecture: LatentMapper,
 }
 
@@ -25,4 +27,4 @@ def build(architecture: str, **hparams) -> nn.Module:
     return cls(**hparams)
 
 
-__all__ = ["ARCHITECTURES", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "build"]
+__all__ = ["ARCHITECTURES", "AffineColorManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "build"]

@@ -71,3 +71,19 @@ def test_build_from_manifest_fields():
         build("gan", width=3)
     with pytest.raises(ValueError, match="level splits"):
         LatentMapper(4, 8, coarse_medium_split=3, medium_fine_split=2)
+
+
+def test_affine_manipulator_is_identity_at_init_and_keeps_mixtures():
+    from sdd.manipulators import AffineColorManipulator
+
+    m = AffineColorManipulator(width=16, depth=1)
+    x = torch.rand(2, 3, 19, 23) * 2 - 1
+    assert torch.allclose(m(x), x)
+    # an affine colour map sends a 50/50 mix of two colours to the 50/50 mix of their images
+    with torch.no_grad():
+        m.head[-1].bias.copy_(torch.tensor([0.2, -0.1, 0.1, 0.0, 0.1, 0.0, 0.1, 0.0, -0.2, 0.1, 0.0, -0.1]))
+    obj, bg = torch.tensor([0.5, -0.5, -0.5]), torch.tensor([0.1, 0.2, 0.0])
+    img = torch.stack([obj, bg, (obj + bg) / 2]).T.reshape(1, 3, 1, 3)
+    out = m(img)[0, :, 0]
+    assert torch.allclose(out[:, 2], (out[:, 0] + out[:, 1]) / 2, atol=1e-6)
+    assert sum(p.numel() for p in AffineColorManipulator().parameters()) < 500_000
