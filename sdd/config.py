@@ -74,6 +74,7 @@ class SelectSettings(Strict):
 
 
 class ManipulatorSettings(Strict):
+    architecture: Literal["image_residual", "image_affine"] = "image_residual"
     width: int = Field(48, ge=8)
     depth: int = Field(4, ge=1)
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from sdd.guidance import guided_gradient, inject
 from sdd.io.tensor_state import load_module, module_tensors, optimizer_tensors, restore_optimizer
-from sdd.manipulators import ImageManipulator
+from sdd.manipulators import ImageManipulator, build
 from sdd.teachers.base import Conditioning, Teacher
 
 
@@ -46,7 +46,7 @@ class DistillConfig:
     fidelity_weight: float = 1.0
     latent_weight: float = 0.0
     seed: int = 0
-    manipulator: dict = field(default_factory=lambda: {"width": 48, "depth": 4})
+    manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
     max_batch: int = 512
 
     def __post_init__(self):
@@ -124,7 +124,9 @@ class Distiller:
                  manipulators: list[torch.nn.Module] | None = None):
         self.teacher, self.sources, self.config = teacher, sources, config
         torch.manual_seed(config.seed)
-        self.manipulators = manipulators or [ImageManipulator(**config.manipulator) for _ in config.prompts]
+        spec = dict(config.manipulator)
+        architecture = spec.pop("architecture", ImageManipulator.architecture)
+        self.manipulators = manipulators or [build(architecture, **spec) for _ in config.prompts]
         for m in self.manipulators:
             m.to(teacher.device).train()
         params = [p for m in self.manipulators for p in m.parameters()]
