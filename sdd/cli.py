@@ -246,6 +246,52 @@ def cmd_edit(args) -> None:
     print(f"edited {counts['edited']} of {counts['input']} rows ({counts['failed']} could not be decoded) -> {args.out}")
 
 
+def cmd_study(args) -> None:
+    """The issue-#3 measurements for one prompt; tables (CSV) and figures under --out."""
+    from sdd.domains.shapes.judge import ShapesJudge
+    from sdd.eval import studies
+    from sdd.io.storage import join, write_bytes_atomic
+    from sdd.plots import quality_vs_indicators_png
+    from sdd.runs import RunDir, distill_config, load_run_teacher, run_selection
+
+    config = job_config(args)
+    run = RunDir(config.run_dir)
+    teacher = load_run_teacher(config)
+    judge = ShapesJudge.from_pretrained()
+    selected = run_selection(config, run, teacher)
+    scores = run.scores()
+    n, seed = config.eval.images, config.eval.seed
+
+    def write_csv(table, name):
+        write_bytes_atomic(join(args.out, name), table.to_csv(index=False).encode())
+        print(table.to_string(index=False))
+
+    import pandas as pd
+
+    sweeps, validations, comparisons = [], [], []
+    for prompt in config.prompts:
+        base = distill_config(config, [prompt], selected)
+        if args.what in ("indicator", "all"):
+            sweep = studies.fixed_t_sweep(teacher, base, args.grid, judge, n, seed)
+            sweeps.append(sweep)
+            write_bytes_atomic(join(args.out, f"quality_vs_t_{prompt.replace(' ', '_')}.png"),
+                               quality_vs_indicators_png(sweep, scores, prompt))
+            validations.append(studies.indicator_validation(scores, sweep))
+        if args.what in ("claim", "all"):
+            worst = int(sweeps[-1].sort_values("quality").iloc[0]["t"]) if sweeps else args.worst_t
+            comparisons.append(studies.policy_comparison(
+                teacher, base, selected[prompt]["timesteps"], worst, judge, n, seed))
+        if args.what in ("sdedit", "all"):
+            write_csv(studies.sdedit_sweep(teacher, prompt, args.strengths, judge,
+                                           guidance_scale=config.distill.guidance_scale, n_eval=n, eval_seed=seed),
+                      f"sdedit_{prompt.replace(' ', '_')}.csv")
+    if sweeps:
+        write_csv(pd.concat(sweeps), "fixed_t_quality.csv")
+        write_csv(pd.concat(validations), "indicator_validation.csv")
+    if comparisons:
+        write_csv(pd.concat(comparisons), "policy_comparison.csv")
+
+
 def _job_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML job config (default: the shapes world, six recolour prompts)")
     p.add_argument("--prompt", action="append", help="override the config's prompts (repeatable)")
@@ -318,6 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     edt.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
     edt.add_argument("--batch-size", type=int, default=256)
     edt.set_defaults(func=cmd_edit)
+
+    std = sub.add_parser("study", help="measure the method's claims on the shapes world (slow: trains many manipulators)")
+    std.add_argument("what", choices=["indicator", "claim", "sdedit", "all"])
+    _job_arguments(std)
+    std.add_argument("--out", required=True, help="directory URL for tables and figures")
+    std.add_argument("--grid", type=lambda v: [int(x) for x in v.split(",")],
+                     default=[100, 200, 300, 400, 500, 600, 700, 800, 900], help="fixed timesteps to train at")
+    std.add_argument("--worst-t", type=int, default=900, help="worst t for 'claim' when no sweep ran")
+    std.add_argument("--strengths", type=_floats, default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    std.add_argument("--steps", type=int, default=None, help="override distill.steps")
+    std.set_defaults(func=cmd_study, timestep_policy=None)
 
     demo = sub.add_parser("demo", help="the embedded default end to end (what `make demo` runs)")
     demo.add_argument("--out", default="runs/demo")

@@ -32,3 +32,30 @@ def indicator_curves_png(scores: pd.DataFrame, prompt: str, selected: list[int] 
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def quality_vs_indicators_png(quality: pd.DataFrame, scores: pd.DataFrame, prompt: str) -> bytes:
+    """Edit quality of fixed-t manipulators (left axis) against each indicator's mean score,
+    min-max scaled to [0, 1] (right axis), over t: the indicator validation at a glance."""
+    q = quality[quality["prompt"] == prompt].sort_values("t")
+    table = scores[scores["prompt"] == prompt]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.plot(q["t"], q["quality"], "k-o", label="edit quality (fixed t)")
+    ax.set_xlabel("t")
+    ax.set_ylabel("edit quality")
+    ax.set_ylim(-0.02, 1.02)
+    right = ax.twinx()
+    for name in INDICATORS:
+        curve = indicator_curve(table, name)
+        span = (curve.max() - curve.min()) or 1.0
+        right.plot(curve.index, (curve - curve.min()) / span, "--", label=f"{name} (scaled)")
+    right.set_ylabel("indicator, scaled (lower = better)")
+    lines = ax.get_legend_handles_labels()
+    more = right.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="best")
+    ax.set_title(repr(prompt))
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
