@@ -46,6 +46,13 @@ def _check_weighting(v: str) -> str:
     return v
 
 
+class TaskResources(Strict):
+    """Ray resources of one task/actor/worker; fractional GPUs let several share a device."""
+
+    num_cpus: float = Field(1, ge=0)
+    num_gpus: float = Field(0, ge=0)
+
+
 class SelectSettings(Strict):
     timesteps: TimestepGrid | list[int] = TimestepGrid()
     images: int = Field(16, ge=1, description="sample images per prompt")
@@ -56,6 +63,8 @@ class SelectSettings(Strict):
     policy: str = "topk:2"
     seed: int = 0
     max_batch: int = Field(512, ge=2, description="rows per teacher call (memory budget)")
+    shard_images: int = Field(8, ge=1, description="sample images per Ray task")
+    resources: TaskResources = TaskResources()
 
     _weighting = field_validator("weighting")(_check_weighting)
 
@@ -114,7 +123,7 @@ class EvalSettings(Strict):
 class JobConfig(Strict):
     run_dir: str = "runs/default"
     teacher: str = Field("shapes", description="'shapes' or a diffusers checkpoint directory URL")
-    device: str = "cpu"
+    device: str = Field("auto", description="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     dtype: Literal["float32", "float16", "bfloat16"] | None = None
     prompts: list[str] = Field(default_factory=lambda: list(RECOLOUR_PROMPTS))
     sources: str = Field("shapes", description="'shapes' (fresh procedural images) or a Parquet image dataset URL")

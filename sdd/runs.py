@@ -80,11 +80,25 @@ class RunDir:
         return self.read_json("selected_timesteps.json", default={})
 
 
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+_TEACHERS: dict[tuple, Teacher] = {}
+
+
 def load_run_teacher(config: JobConfig) -> Teacher:
+    """The run's teacher, loaded once per process (Ray reuses worker processes across tasks)."""
     from sdd.teachers import load_teacher
 
-    dtype = getattr(torch, config.dtype) if config.dtype else None
-    return load_teacher(config.teacher, device=config.device, dtype=dtype)
+    device = resolve_device(config.device)
+    key = (config.teacher, str(device), config.dtype)
+    if key not in _TEACHERS:
+        dtype = getattr(torch, config.dtype) if config.dtype else None
+        _TEACHERS[key] = load_teacher(config.teacher, device=device, dtype=dtype)
+    return _TEACHERS[key]
 
 
 def selection_images(config: JobConfig, teacher: Teacher) -> tuple[torch.Tensor, list[int]]:
