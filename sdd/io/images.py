@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 FORMATS = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WEBP"}
 
@@ -30,18 +30,51 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = 95) -> byte
     return buf.getvalue()
 
 
-def decode_image(data: bytes | None) -> np.ndarray:
-    """Encoded bytes -> uint8 RGB [H, W, 3]."""
+DEFAULT_MAX_PIXELS = 64_000_000
+
+
+def decode_image(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Encoded bytes -> uint8 RGB [H, W, 3], whatever the source mode.
+
+    EXIF orientation is applied; 16-bit images are scaled to 8 bits; grayscale, palette and
+    CMYK are converted; transparency is composited over white. Dimensions are checked against
+    ``max_pixels`` before any pixel is decoded (decompression bombs never allocate).
+    """
     if data is None:
         raise ImageDecodeError("image is null")
     if len(data) == 0:
         raise ImageDecodeError("image has zero bytes")
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return np.asarray(img.convert("RGB"))
+        img = Image.open(io.BytesIO(data))
     except Exception as exc:  # PIL raises many types for bad data; the reason is what matters
-        raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+        raise ImageDecodeError(f"cannot decode image: not a recognised image format ({exc})") from exc
+    with img:
+        w, h = img.size
+        if w * h > max_pixels:
+            raise ImageDecodeError(f"image is {w}x{h} = {w * h} pixels, over the limit of {max_pixels}")
+        try:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_rgb(img)
+        except ImageDecodeError:
+            raise
+        except Exception as exc:
+            raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img).astype(np.float64)
+        scale = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(np.rint(arr / scale * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=-1)
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    return np.asarray(img.convert("RGB"))
 
 
 def to_tensor_range(images: np.ndarray):
