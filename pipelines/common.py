@@ -36,3 +36,24 @@ def connect(address: str | None) -> None:
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def ray_storage(url: str) -> tuple[str, object | None]:
+    """(storage_path, storage_filesystem) for Ray Train/Tune RunConfig.
+
+    Local paths become absolute (every node of a local cluster shares them). ``s3://`` URLs
+    get a pyarrow S3 filesystem honouring ``AWS_ENDPOINT_URL`` and, as Ray requires when a
+    filesystem is given, a path without the scheme.
+    """
+    if url.startswith("s3://"):
+        import pyarrow.fs as pafs
+
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        kwargs = {"region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+        return url[len("s3://"):].rstrip("/"), pafs.S3FileSystem(**kwargs)
+    if "://" in url and not url.startswith("file://"):
+        raise ValueError(f"Ray storage must be a local path or s3:// URL, got {url}")
+    return os.path.abspath(url.removeprefix("file://")), None

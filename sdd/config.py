@@ -103,6 +103,9 @@ class DistillSettings(Strict):
     pack: int = Field(1, ge=1, description="prompts trained together, sharing each teacher call")
     checkpoint_every: int = Field(100, ge=1)
     max_batch: int = Field(512, ge=2)
+    max_concurrent_trials: int = Field(2, ge=1, description="Ray Tune trials (one per pack) running at once")
+    max_failures: int = Field(2, ge=-1, description="Ray Train restarts from the latest checkpoint (-1: forever)")
+    resources: TaskResources = TaskResources()
 
     _weighting = field_validator("weighting")(_check_weighting)
 
@@ -122,6 +125,7 @@ class EvalSettings(Strict):
 
 class JobConfig(Strict):
     run_dir: str = "runs/default"
+    storage_path: str | None = Field(None, description="Ray Train/Tune storage (default: <run_dir>/ray)")
     teacher: str = Field("shapes", description="'shapes' or a diffusers checkpoint directory URL")
     device: str = Field("auto", description="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
     dtype: Literal["float32", "float16", "bfloat16"] | None = None
