@@ -1,0 +1,322 @@
+"""Job 3 — augment: apply manipulators to a Parquet image dataset with Ray Data.
+
+    python pipelines/augment.py --input URL --output URL --manipulators DIR[,DIR...]
+    python pipelines/augment.py --config augment.yaml
+    ray job submit --working-dir . -- python pipelines/augment.py --input s3://... --output s3://... --manipulators s3://run/
+
+Read (one Parquet file or a directory, local or ``s3://``; image column as HF struct, plain
+binary or path/URL) -> decode + resize (CPU tasks) -> every manipulator (actors that load
+their artifacts once; ``concurrency``, ``num_gpus``, ``batch_size`` from the config) -> encode
+(PNG, or JPEG/WebP) -> write. Output:
+
+    <output>/data/*.parquet      edited rows, HF image convention, lineage columns
+    <output>/rejects/*.parquet   source_id, reason
+    <output>/manifest.json       counts: input = output / edits_per_row + rejected
+
+Ray Data writes every row (edited or rejected) to ``<output>/_staging/`` under Ray Data
+checkpointing on the input id (a re-run skips rows already written); a finalize step then
+splits each staged file into ``data/`` and ``rejects/`` atomically. Everything that can be
+checked before Ray work (config, manipulators, input files and schema) is checked first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+import time
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+from pydantic import Field, ValidationError, field_validator
+
+from pipelines.common import connect, log
+from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest
+from sdd.augment import decode_rows, edit_rows, encode_rows, split_rows
+from sdd.config import ConfigError, Strict, TaskResources, format_validation_error
+from sdd.io.parquet_images import write_table
+from sdd.io.storage import filesystem, join, write_bytes_atomic
+
+STAGING, CHECKPOINT = "_staging", "_checkpoint"
+
+
+class AugmentConfig(Strict):
+    input: str
+    output: str
+    manipulators: list[str] = Field(min_length=1, description="artifact directories or registry/run URLs")
+    image_column: str = "image"
+    id_column: str = "id"
+    image_size: int | None = Field(None, ge=1, description="resize to this square size (default: the teacher's)")
+    format: str = "png"
+    quality: int = Field(95, ge=1, le=100)
+    max_pixels: int = Field(64_000_000, ge=1)
+    batch_size: int = Field(256, ge=1)
+    concurrency: int = Field(1, ge=1, description="manipulator actors")
+    resources: TaskResources = TaskResources()
+    judge: bool | None = Field(None, description="add judge columns (default: when the shapes judge applies)")
+
+    @field_validator("format")
+    @classmethod
+    def known_format(cls, v: str) -> str:
+        if v.lower() not in ("png", "jpeg", "jpg", "webp"):
+            raise ValueError(f"unknown image format {v!r}; expected png, jpeg or webp")
+        return v.lower()
+
+
+def load_augment_config(path: str | None, **overrides) -> AugmentConfig:
+    import yaml
+
+    data = {}
+    if path:
+        fs, p = filesystem(path)
+        try:
+            with fs.open(p, "rb") as f:
+                data = yaml.safe_load(f) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return AugmentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path or "command line")) from None
+
+
+def resolve_manipulators(urls: list[str]) -> list[str]:
+    """Artifact directories from artifact or registry/run URLs; fails fast with a reason."""
+    out = []
+    for url in urls:
+        fs, path = filesystem(url)
+        if fs.exists(join(path, "manifest.json")):
+            out.append(url)
+            continue
+        root = url[: -len("/manipulators")] if url.rstrip("/").endswith("/manipulators") else url
+        listed = Registry(root).list()
+        if not listed:
+            raise ArtifactError(f"unknown manipulator {url}: neither an artifact (manifest.json) nor a registry")
+        out += [m["url"] for m in listed]
+    for url in out:
+        read_manifest(url)
+    return out
+
+
+def input_files(url: str) -> list[str]:
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        raise FileNotFoundError(f"input {url} does not exist")
+    files = sorted(f for f in fs.find(path) if f.endswith(".parquet")) if fs.isdir(path) else [path]
+    if not files:
+        raise ValueError(f"no .parquet files under {url}")
+    return [f if "://" in f or not url.startswith("s3://") else f"s3://{f}" for f in files]
+
+
+def inspect_inputs(files: list[str], image_column: str) -> tuple[pa.Schema, dict[str, int]]:
+    """Read every footer (cheap): a corrupt file or a missing image column is named here."""
+    schema, counts = None, {}
+    for f in files:
+        fs, path = filesystem(f)
+        try:
+            with fs.open(path, "rb") as fh:
+                meta = pq.ParquetFile(io.BytesIO(fh.read()) if not hasattr(fh, "seek") else fh).metadata
+                file_schema = meta.schema.to_arrow_schema()
+        except Exception as exc:
+            raise ValueError(f"input file {f} is not a readable Parquet file: {exc}") from None
+        if image_column not in file_schema.names:
+            raise ValueError(f"input file {f} has no image column {image_column!r}; columns: {file_schema.names}")
+        counts[f] = meta.num_rows
+        schema = schema or file_schema
+    return schema, counts
+
+
+def row_positions(paths: list[str], row_hashes, offsets: dict[str, int]) -> list[int]:
+    """Global row positions for inputs without an id column, from Ray's deterministic row hash
+    (file path + row index) and each file's offset in the input order."""
+    out = []
+    for p, h in zip(paths, row_hashes):
+        out.append(offsets[p] + _hash_index(p, offsets["__rows__" + p])[h])
+    return out
+
+
+@lru_cache(maxsize=64)
+def _hash_index(path: str, num_rows: int) -> dict[int, int]:
+    from ray.data._internal.datasource_v2.common.synthesized_columns import _compute_row_hashes
+
+    return {int(h): i for i, h in enumerate(_compute_row_hashes(path, 0, num_rows))}
+
+
+class DecodeBatch:
+    def __init__(self, config: AugmentConfig, has_id: bool, offsets: dict[str, int], size: int):
+        self.config, self.has_id, self.offsets, self.size = config, has_id, offsets, size
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        if self.has_id:
+            ids = batch.column(self.config.id_column)
+        else:
+            ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column("row_hash").to_pylist(),
+                                         self.offsets), pa.int64())
+            batch = batch.drop_columns(["path"])
+        return decode_rows(batch, image_column=self.config.image_column, source_ids=ids, size=self.size,
+                           max_pixels=self.config.max_pixels)
+
+
+class EditBatch:
+    """Actor: loads (and verifies) every manipulator once, then edits batches."""
+
+    def __init__(self, manipulator_urls: list[str], size: int, use_judge: bool, num_gpus: float):
+        import torch
+
+        self.device = torch.device("cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu")
+        self.artifacts = [load_manipulator(u, self.device) for u in manipulator_urls]
+        self.size = size
+        self.judge, self.names = None, None
+        if use_judge:
+            from sdd.domains.shapes.judge import ShapesJudge
+            from sdd.domains.shapes.spec import ATTRIBUTES
+
+            self.judge, self.names = ShapesJudge.from_pretrained(device=self.device), ATTRIBUTES
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return edit_rows(batch, self.artifacts, size=self.size, device=self.device, judge=self.judge,
+                         judge_names=self.names)
+
+
+def augment(config: AugmentConfig) -> dict:
+    """The job as a function; returns the run manifest (also written to <output>/manifest.json)."""
+    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data.checkpoint import CheckpointConfig
+
+    started = time.time()
+    artifacts = resolve_manipulators(config.manipulators)
+    manifests = [read_manifest(u) for u in artifacts]
+    files = input_files(config.input)
+    schema, counts = inspect_inputs(files, config.image_column)
+    has_id = config.id_column in schema.names
+    size = config.image_size or _teacher_size(manifests)
+    use_judge = config.judge if config.judge is not None else all(
+        str(m.get("teacher_id", "")).startswith("shapes-teacher@") for m in manifests)
+
+    from pipelines.common import ray_storage
+
+    fs_path, pa_fs = ray_storage(config.output) if config.output.startswith("s3://") else (None, None)
+    read_paths = [f[len("s3://"):] if pa_fs else f for f in files]
+    offsets, running = {}, 0
+    for f, rp in zip(files, read_paths):
+        offsets[rp], offsets["__rows__" + rp] = running, counts[f]
+        running += counts[f]
+
+    ctx = DataContext.get_current()
+    id_column = config.id_column if has_id else "row_hash"
+    ctx.checkpoint_config = CheckpointConfig(
+        id_column=id_column, checkpoint_path=_ray_path(join(config.output, CHECKPOINT), pa_fs),
+        override_filesystem=pa_fs, delete_checkpoint_on_success=False,
+    )
+    ds = ray.data.read_parquet(read_paths, filesystem=pa_fs, include_paths=not has_id, include_row_hash=not has_id)
+    ds = ds.map_batches(DecodeBatch, fn_constructor_args=(config, has_id, offsets, size), batch_format="pyarrow",
+                        batch_size=config.batch_size, compute=ActorPoolStrategy(min_size=1, max_size=2))
+    ds = ds.map_batches(
+        EditBatch, fn_constructor_args=(artifacts, size, use_judge, config.resources.num_gpus),
+        batch_format="pyarrow", batch_size=config.batch_size,
+        compute=ActorPoolStrategy(size=config.concurrency),
+        num_cpus=config.resources.num_cpus, num_gpus=config.resources.num_gpus or None,
+    )
+    ds = ds.map_batches(encode_rows, fn_kwargs={"size": size, "image_format": config.format, "quality": config.quality},
+                        batch_format="pyarrow", batch_size=config.batch_size)
+    staging = join(config.output, STAGING)
+    ds.write_parquet(_ray_path(staging, pa_fs), filesystem=pa_fs)
+    finalize(config.output)
+    manifest = write_manifest(config, artifacts, manifests, sum(counts.values()), time.time() - started)
+    log(f"augment: {manifest['counts']} in {manifest['wall_seconds']}s -> {config.output}")
+    return manifest
+
+
+def _ray_path(url: str, pa_fs) -> str:
+    return url[len("s3://"):] if pa_fs is not None and url.startswith("s3://") else url
+
+
+def _teacher_size(manifests: list[dict]) -> int:
+    sizes = {m.get("image_size") for m in manifests} - {None}
+    if len(sizes) > 1:
+        raise ValueError(f"manipulators were trained at different sizes {sorted(sizes)}; set image_size")
+    return sizes.pop() if sizes else 32
+
+
+def finalize(output: str) -> None:
+    """Split each staged file into data/ and rejects/ (atomic writes), then drop it."""
+    fs, path = filesystem(join(output, STAGING))
+    if not fs.exists(path):
+        return
+    for f in sorted(x for x in fs.find(path) if x.endswith(".parquet")):
+        with fs.open(f, "rb") as fh:
+            table = pq.read_table(io.BytesIO(fh.read()))
+        data, rejects = split_rows(table)
+        name = f.rsplit("/", 1)[-1]
+        if data.num_rows:
+            write_table(data, join(output, "data", name))
+        if rejects.num_rows:
+            write_table(rejects, join(output, "rejects", name))
+        log(f"wrote {name}: {data.num_rows} edited rows, {rejects.num_rows} rejects")
+        fs.rm(f)
+
+
+def count_rows(url: str) -> tuple[int, set]:
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        return 0, set()
+    total, ids = 0, set()
+    for f in fs.find(path):
+        if f.endswith(".parquet"):
+            with fs.open(f, "rb") as fh:
+                t = pq.read_table(io.BytesIO(fh.read()), columns=["source_id"])
+            total += t.num_rows
+            ids.update(t.column("source_id").to_pylist())
+    return total, ids
+
+
+def write_manifest(config: AugmentConfig, artifacts: list[str], manifests: list[dict], n_input: int, seconds: float) -> dict:
+    edits = len(artifacts)
+    out_rows, out_ids = count_rows(join(config.output, "data"))
+    rej_rows, rej_ids = count_rows(join(config.output, "rejects"))
+    consistent = n_input == out_rows / edits + rej_rows and not (out_ids & rej_ids)
+    manifest = {
+        "input": config.input, "output": config.output,
+        "manipulators": [{"url": u, "prompt": m["prompt"], "id": f"{m['slug']}@{m['weights_sha256'][:12]}"}
+                         for u, m in zip(artifacts, manifests)],
+        "counts": {"input_rows": n_input, "output_rows": out_rows, "edits_per_row": edits,
+                   "rejected_rows": rej_rows, "consistent": consistent},
+        "format": config.format, "wall_seconds": round(seconds, 1),
+    }
+    import json
+
+    write_bytes_atomic(join(config.output, "manifest.json"), json.dumps(manifest, indent=2).encode())
+    if not consistent:
+        raise RuntimeError(f"augment counts do not add up: {manifest['counts']}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help="YAML augment config")
+    parser.add_argument("--input", default=None, help="Parquet file or directory URL")
+    parser.add_argument("--output", default=None, help="output directory URL")
+    parser.add_argument("--manipulators", default=None, help="comma-separated artifact or registry URLs")
+    parser.add_argument("--format", default=None, choices=["png", "jpeg", "webp"])
+    parser.add_argument("--address", default=None, help="Ray address (default: RAY_ADDRESS or a local Ray)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_augment_config(
+            args.config, input=args.input, output=args.output, format=args.format,
+            manipulators=args.manipulators.split(",") if args.manipulators else None,
+        )
+        resolve_manipulators(config.manipulators)
+        inspect_inputs(input_files(config.input), config.image_column)
+    except (ConfigError, ArtifactError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    connect(args.address)
+    manifest = augment(config)
+    print(manifest["counts"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
