@@ -189,7 +189,8 @@ def save_pack(config: JobConfig, run: RunDir, teacher: Teacher, distiller: Disti
         timesteps = distiller.config.selected_timesteps.get(prompt, [])
         manifest = run.registry.save(
             manipulator, prompt=prompt, timesteps=timesteps, teacher_id=teacher.id, metrics=metrics,
-            extra={"timestep_policy": distiller.config.timestep_policy, "distill": distiller.config_dict()},
+            extra={"timestep_policy": distiller.config.timestep_policy, "image_size": teacher.image_size,
+                   "distill": distiller.config_dict()},
         )
         records.append({"prompt": prompt, "slug": manifest["slug"], "timesteps": timesteps, **metrics})
     return records

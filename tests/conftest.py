@@ -92,3 +92,20 @@ def random_shapes_teacher():
     unet, text_encoder, tokenizer = build_modules(TEACHER_CONFIG)
     # random init leaves the UNet's output layer at small values; that is fine for mechanics
     return ShapesTeacher(unet, text_encoder, tokenizer, TEACHER_CONFIG, "shapes-teacher@random")
+
+
+@pytest.fixture(scope="session")
+def random_teacher_dir(tmp_path_factory, random_shapes_teacher):
+    """The random shapes teacher saved like the shipped one, for jobs that load teachers by
+    URL (pipelines, CLI): mechanics tests must not depend on the trained weights."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from sdd.domains.shapes.train_teacher import modules_state
+
+    d = tmp_path_factory.mktemp("random-teacher")
+    t = random_shapes_teacher
+    save_file(modules_state(t.unet, t.text_encoder), d / "model.safetensors")
+    (d / "config.json").write_text(json.dumps(t.config))
+    return d
