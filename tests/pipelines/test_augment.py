@@ -1,0 +1,72 @@
+"""augment on a real local Ray: counts add up, rejects have reasons, HF convention, re-runs."""
+
+import json
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from pipelines.augment import AugmentConfig, augment
+from sdd.artifacts import save_manipulator
+from sdd.domains.shapes.dataset import shapes_table
+from sdd.domains.shapes.render import generate
+from sdd.manipulators import ImageManipulator
+
+
+@pytest.fixture
+def manipulators(tmp_path):
+    urls = []
+    for i, prompt in enumerate(["a red object", "a blue object"]):
+        torch.manual_seed(i)
+        url = str(tmp_path / "registry" / "manipulators" / f"m{i}")
+        save_manipulator(url, ImageManipulator(width=8, depth=1), prompt=prompt,
+                         teacher_id="shapes-teacher@test", extra={"image_size": 32})
+        urls.append(url)
+    return urls
+
+
+def dataset_with_bad_rows(path, n=20, bad=(3, 11), with_id=True):
+    table = shapes_table(generate(n, seed=0))
+    cells = table.column("image").to_pylist()
+    for i in bad:
+        cells[i] = {"bytes": b"not an image", "path": None}
+    table = table.set_column(table.column_names.index("image"), "image",
+                             pa.array(cells, type=table.schema.field("image").type))
+    if not with_id:
+        table = table.drop_columns(["id"])
+    pq.write_table(table, path)
+    return table
+
+
+def test_counts_add_up_and_output_is_hf_convention(local_ray, manipulators, tmp_path):
+    dataset_with_bad_rows(tmp_path / "in.parquet")
+    out = tmp_path / "out"
+    manifest = augment(AugmentConfig(input=str(tmp_path / "in.parquet"), output=str(out),
+                                     manipulators=[str(tmp_path / "registry")], batch_size=8))
+    counts = manifest["counts"]
+    assert counts == {"input_rows": 20, "output_rows": 36, "edits_per_row": 2, "rejected_rows": 2, "consistent": True}
+    assert json.loads((out / "manifest.json").read_text())["counts"] == counts
+    ds = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="train")
+    assert isinstance(ds.features["edited_image"], datasets.Image) and ds[0]["edited_image"].size == (32, 32)
+    assert sorted(set(ds["source_id"])) == [i for i in range(20) if i not in (3, 11)]
+    assert {"edit_prompt", "manipulator_id", "judge_color", "caption"} <= set(ds.column_names)
+    rejects = pq.read_table(out / "rejects").to_pylist()
+    assert sorted(r["source_id"] for r in rejects) == [3, 11]
+    assert all("cannot decode" in r["reason"] for r in rejects)
+
+    # a re-run writes nothing new: every row is already checkpointed
+    again = augment(AugmentConfig(input=str(tmp_path / "in.parquet"), output=str(out),
+                                  manipulators=[str(tmp_path / "registry")], batch_size=8))
+    assert again["counts"] == counts
+
+
+def test_source_id_is_the_row_position_without_an_id_column(local_ray, manipulators, tmp_path):
+    dataset_with_bad_rows(tmp_path / "in.parquet", n=10, bad=(), with_id=False)
+    out = tmp_path / "out"
+    augment(AugmentConfig(input=str(tmp_path / "in.parquet"), output=str(out), manipulators=manipulators[:1]))
+    table = pq.read_table(out / "data")
+    assert sorted(table.column("source_id").to_pylist()) == list(range(10))
+    captions = dict(zip(table.column("source_id").to_pylist(), table.column("caption").to_pylist()))
+    assert captions[7] == generate(10, seed=0).captions()[7]
