@@ -145,19 +145,16 @@ def _hash_index(path: str, num_rows: int) -> dict[int, int]:
     return {int(h): i for i, h in enumerate(_compute_row_hashes(path, 0, num_rows))}
 
 
-class DecodeBatch:
-    def __init__(self, config: AugmentConfig, has_id: bool, offsets: dict[str, int], size: int):
-        self.config, self.has_id, self.offsets, self.size = config, has_id, offsets, size
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        if self.has_id:
-            ids = batch.column(self.config.id_column)
-        else:
-            ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column("row_hash").to_pylist(),
-                                         self.offsets), pa.int64())
-            batch = batch.drop_columns(["path"])
-        return decode_rows(batch, image_column=self.config.image_column, source_ids=ids, size=self.size,
-                           max_pixels=self.config.max_pixels)
+def decode_batch(batch: pa.Table, *, config: AugmentConfig, has_id: bool, offsets: dict[str, int], size: int) -> pa.Table:
+    """CPU task: source ids (input id, or row position) and decoded, resized pixels."""
+    if has_id:
+        ids = batch.column(config.id_column)
+    else:
+        ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column("row_hash").to_pylist(),
+                                     offsets), pa.int64())
+        batch = batch.drop_columns(["path"])
+    return decode_rows(batch, image_column=config.image_column, source_ids=ids, size=size,
+                       max_pixels=config.max_pixels)
 
 
 class EditBatch:
@@ -212,8 +209,8 @@ def augment(config: AugmentConfig) -> dict:
         override_filesystem=pa_fs, delete_checkpoint_on_success=False,
     )
     ds = ray.data.read_parquet(read_paths, filesystem=pa_fs, include_paths=not has_id, include_row_hash=not has_id)
-    ds = ds.map_batches(DecodeBatch, fn_constructor_args=(config, has_id, offsets, size), batch_format="pyarrow",
-                        batch_size=config.batch_size, compute=ActorPoolStrategy(min_size=1, max_size=2))
+    ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "has_id": has_id, "offsets": offsets, "size": size},
+                        batch_format="pyarrow", batch_size=config.batch_size)
     ds = ds.map_batches(
         EditBatch, fn_constructor_args=(artifacts, size, use_judge, config.resources.num_gpus),
         batch_format="pyarrow", batch_size=config.batch_size,

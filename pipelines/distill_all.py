@@ -23,6 +23,7 @@ from pathlib import Path
 
 import ray
 from ray import train, tune
+from ray.train.torch import TorchTrainer, get_device
 
 from pipelines.common import add_job_arguments, connect, job_config, log, ray_storage
 from pipelines.select_timesteps import select_timesteps
@@ -42,7 +43,7 @@ def train_worker(loop_config: dict) -> None:
     prompts, selected = loop_config["prompts"], loop_config["selected"]
     torch.set_num_threads(max(1, int(config.distill.resources.num_cpus)))
     if config.device == "auto":
-        config = config.model_copy(update={"device": str(train.torch.get_device())})
+        config = config.model_copy(update={"device": str(get_device())})
     teacher = load_run_teacher(config)
     distiller = make_distiller(config, teacher, prompts, selected)
     checkpoint = train.get_checkpoint()
@@ -74,11 +75,12 @@ def distill_trial(trial_config: dict) -> None:
     """Tune trial: one TorchTrainer for one pack of prompts, with a stable run name."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    trial_config = trial_config["trial"]  # the grid-search point: config, prompts, selections
     config = JobConfig.model_validate_json(trial_config["config"])
     prompts = trial_config["prompts"]
     storage_path, filesystem = ray_storage(storage_url(config))
     resources = config.distill.resources
-    trainer = train.torch.TorchTrainer(
+    trainer = TorchTrainer(
         train_worker,
         train_loop_config=trial_config,
         scaling_config=train.ScalingConfig(
@@ -116,7 +118,7 @@ def distill_all(config: JobConfig) -> list[dict]:
                   for pack in packs(todo, config.distill.pack)]
         storage_path, filesystem = ray_storage(storage_url(config))
         tuner = tune.Tuner(
-            tune.with_resources(distill_trial, {"cpu": 0}),
+            tune.with_resources(distill_trial, {"cpu": 0.1}),
             param_space={"trial": tune.grid_search(trials)},
             tune_config=tune.TuneConfig(max_concurrent_trials=config.distill.max_concurrent_trials),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage_path,
