@@ -16,11 +16,11 @@ import pyarrow.parquet as pq
 import torch
 
 from sdd.artifacts import load_manipulator
+from sdd.augment import read_image_cell
 from sdd.io.images import ImageDecodeError, decode_image, encode_image, from_tensor_range, to_tensor_range
 from sdd.io.parquet_images import image_column as hf_image_column
 from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem
-from sdd.sources import image_bytes
 
 
 def read_parquet(url: str, columns: list[str] | None = None) -> pa.Table:
@@ -48,8 +48,8 @@ def edit_parquet(manipulator_url: str, input_url: str, output_url: str, *, image
     decoded: dict[int, np.ndarray] = {}
     for i, cell in enumerate(cells):
         try:
-            decoded[i] = decode_image(image_bytes(cell))
-        except (ImageDecodeError, TypeError) as exc:
+            decoded[i] = decode_image(read_image_cell(cell))
+        except ImageDecodeError as exc:
             errors[i] = str(exc)
     # group by size so each forward pass is one tensor (the manipulator is fully convolutional)
     by_size: dict[tuple, list[int]] = {}

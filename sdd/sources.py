@@ -11,17 +11,9 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
+from sdd.augment import read_image_cell
 from sdd.io.images import ImageDecodeError, decode_image, to_tensor_range
 from sdd.io.storage import filesystem
-
-
-def image_bytes(value) -> bytes | None:
-    """The encoded bytes of one image cell: HF struct {bytes, path}, or plain binary."""
-    if value is None or isinstance(value, (bytes, bytearray)):
-        return value
-    if isinstance(value, dict):
-        return value.get("bytes")
-    raise TypeError(f"unsupported image cell of type {type(value).__name__}")
 
 
 class ParquetSources:
@@ -38,8 +30,8 @@ class ParquetSources:
                 table = pq.read_table(fh, columns=[image_column])
             for cell in table.column(image_column).to_pylist():
                 try:
-                    arrays.append(decode_image(image_bytes(cell)))
-                except (ImageDecodeError, TypeError):
+                    arrays.append(decode_image(read_image_cell(cell)))
+                except ImageDecodeError:
                     continue
         if not arrays:
             raise ValueError(f"no decodable images in column {image_column!r} of {url}")
