@@ -78,8 +78,15 @@ class Teacher(ABC):
         """Inverse of ``encode``: latents -> images in [-1, 1] (used by samplers)."""
 
     @abstractmethod
+    def _embed(self, prompts: list[str]) -> TextEmbedding:
+        """Prompts -> embeddings, one per prompt (the empty prompt is the unconditional one)."""
+
     def embed(self, prompts: list[str]) -> Conditioning:
-        """Prompts -> conditional embeddings, with the unconditional (empty prompt) alongside."""
+        """Prompts -> conditional embeddings, with the unconditional (empty prompt) alongside,
+        encoded in one text-encoder call."""
+        both = self._embed(list(prompts) + [""])
+        n = len(prompts)
+        return Conditioning(cond=both[:n], uncond=both[n:].repeat_interleave(n))
 
     @abstractmethod
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> torch.Tensor:

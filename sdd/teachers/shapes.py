@@ -17,7 +17,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file
 
-from .base import Conditioning, Teacher, TextEmbedding
+from .base import Teacher, TextEmbedding
 from .word_text_encoder import WordTextEncoder, WordTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -114,12 +114,6 @@ class ShapesTeacher(Teacher):
         ids = self.tokenizer(prompts).to(self.device)
         hidden, pooled = self.text_encoder(ids)
         return TextEmbedding(hidden, pooled)
-
-    def embed(self, prompts: list[str]) -> Conditioning:
-        both = self._embed(list(prompts) + [""])
-        n = len(prompts)
-        uncond = both[n:].repeat_interleave(n) if n else both[n:]
-        return Conditioning(cond=both[:n], uncond=uncond)
 
     @torch.no_grad()
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> torch.Tensor:

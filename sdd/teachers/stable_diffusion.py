@@ -20,7 +20,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from sdd.io.storage import filesystem, join
 
-from .base import Conditioning, Teacher, TextEmbedding
+from .base import Teacher, TextEmbedding
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -111,11 +111,6 @@ class StableDiffusionTeacher(Teacher):
             truncation=True, return_tensors="pt",
         ).input_ids.to(self.device)
         return TextEmbedding(self.text_encoder(ids)[0])
-
-    def embed(self, prompts: list[str]) -> Conditioning:
-        both = self._embed(list(prompts) + [""])
-        n = len(prompts)
-        return Conditioning(cond=both[:n], uncond=both[n:].repeat_interleave(n))
 
     @torch.no_grad()
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> torch.Tensor:
