@@ -282,8 +282,9 @@ def cmd_study(args) -> None:
             comparisons.append(studies.policy_comparison(
                 teacher, base, selected[prompt]["timesteps"], worst, judge, n, seed))
         if args.what in ("sdedit", "all"):
-            write_csv(studies.sdedit_sweep(teacher, prompt, args.strengths, judge,
-                                           guidance_scale=config.distill.guidance_scale, n_eval=n, eval_seed=seed),
+            guidance = args.sdedit_guidance or getattr(teacher, "sampling_defaults", {}).get("guidance_scale", 3.0)
+            write_csv(studies.sdedit_sweep(teacher, prompt, args.strengths, judge, guidance_scale=guidance,
+                                           n_eval=args.sdedit_images or n, eval_seed=seed),
                       f"sdedit_{prompt.replace(' ', '_')}.csv")
     if sweeps:
         write_csv(pd.concat(sweeps), "fixed_t_quality.csv")
@@ -373,6 +374,9 @@ def build_parser() -> argparse.ArgumentParser:
                      default=[100, 200, 300, 400, 500, 600, 700, 800, 900], help="fixed timesteps to train at")
     std.add_argument("--worst-t", type=int, default=900, help="worst t for 'claim' when no sweep ran")
     std.add_argument("--strengths", type=_floats, default=[0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    std.add_argument("--sdedit-guidance", type=float, default=None,
+                     help="SDEdit CFG scale (default: the teacher's validated sampling scale)")
+    std.add_argument("--sdedit-images", type=int, default=None, help="held-out images for SDEdit (default: eval.images)")
     std.add_argument("--steps", type=int, default=None, help="override distill.steps")
     std.set_defaults(func=cmd_study, timestep_policy=None)
 

@@ -83,9 +83,20 @@ class SelectSettings(Strict):
 
 
 class ManipulatorSettings(Strict):
-    architecture: Literal["image_residual", "image_affine"] = "image_residual"
+    architecture: Literal["image_residual", "image_affine", "color_grid"] = "image_residual"
     width: int = Field(48, ge=8)
     depth: int = Field(4, ge=1)
+    grid: int | None = Field(None, ge=1, description="color_grid only: transforms per side (1 = one per image)")
+
+    @model_validator(mode="after")
+    def grid_only_for_color_grid(self):
+        if self.grid is not None and self.architecture != "color_grid":
+            raise ValueError(f"'grid' applies to the color_grid architecture, not {self.architecture!r}")
+        return self
+
+    def hparams(self) -> dict:
+        """Constructor arguments for ``sdd.manipulators.build`` (unset fields left to its defaults)."""
+        return self.model_dump(exclude_none=True)
 
 
 class DistillSettings(Strict):
@@ -95,8 +106,11 @@ class DistillSettings(Strict):
     lr: float = Field(2e-3, gt=0)
     guidance_scale: float = Field(3.0, gt=0)
     weighting: str = "sds"
+    estimator: Literal["sds", "classifier"] = Field(
+        "sds", description="guidance gradient: full SDS, or its classifier term only (see sdd.guidance)")
     topk: int | None = Field(None, ge=1)
     fidelity_weight: float = Field(1.0, ge=0)
+    fidelity_mask: bool = Field(False, description="weight the fidelity term by 1 - the guidance magnitude map")
     latent_weight: float = Field(0.0, ge=0)
     seed: int = 0
     manipulator: ManipulatorSettings = ManipulatorSettings()

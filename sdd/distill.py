@@ -6,7 +6,9 @@ Per step, for source images x (the same batch for every prompt):
     z_k   = teacher.encode(y_k)
     g_k   = SDS gradient of prompt k at t ~ timestep policy    (ONE teacher call for all k)
     loss  = mean(z_k * g_k)            skip-Jacobian injection: d loss / d z_k = g_k
-          + fidelity_weight * |y_k - x|^2   (pixel L2 to the source)
+          + fidelity_weight * |y_k - x|^2   (pixel L2 to the source; with fidelity_mask,
+                                             each pixel weighted by 1 - m_k, m_k = the
+                                             guidance magnitude map scaled to [0, 1])
           + latent_weight   * |z_k - E(x)|^2 (latent L2, for latent teachers)
 
 Timestep policies live here, not in the manipulator or the teacher: ``selected`` (uniform
@@ -42,8 +44,10 @@ class DistillConfig:
     lr: float = 2e-3
     guidance_scale: float = 3.0
     weighting: str = "sds"
+    estimator: str = "sds"
     topk: int | None = None
     fidelity_weight: float = 1.0
+    fidelity_mask: bool = False
     latent_weight: float = 0.0
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
@@ -114,6 +118,20 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
     )
 
 
+def guidance_mask(grad: torch.Tensor, size: tuple[int, int], blur: int = 5) -> torch.Tensor:
+    """Where the guidance wants change, per row in [0, 1]: |g| averaged over channels,
+    box-blurred (one gradient draw is noisy), resized to the image and divided by its max.
+    Weighting the fidelity term by ``1 - mask`` frees the region being edited and pins the
+    rest, so one fidelity weight can be strong enough to hold the background without also
+    holding back the edit."""
+    magnitude = grad.detach().abs().mean(1, keepdim=True).float()
+    magnitude = F.avg_pool2d(magnitude, blur, stride=1, padding=blur // 2, count_include_pad=False)
+    if magnitude.shape[-2:] != tuple(size):
+        magnitude = F.interpolate(magnitude, size=tuple(size), mode="bilinear", align_corners=False)
+    peak = magnitude.flatten(1).amax(1).clamp_min(1e-12).view(-1, 1, 1, 1)
+    return magnitude / peak
+
+
 StepCallback = Callable[["Distiller", int, dict], None]
 
 
@@ -165,10 +183,13 @@ class Distiller:
                            self.conditioning.uncond.repeat_interleave(cfg.batch_size))
         grad = guided_gradient(teacher, z.detach(), emb, t.to(teacher.device), noise,
                                guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
-                               max_batch=cfg.max_batch)
+                               max_batch=cfg.max_batch, estimator=cfg.estimator)
         x_rep = x.repeat(k, 1, 1, 1)
         guidance_loss = inject(z, grad) / z[0].numel() / cfg.batch_size
-        fidelity = F.mse_loss(y, x_rep, reduction="none").flatten(1).mean(1)
+        squared = F.mse_loss(y, x_rep, reduction="none")
+        if cfg.fidelity_mask:
+            squared = squared * (1 - guidance_mask(grad, y.shape[-2:]))
+        fidelity = squared.flatten(1).mean(1)
         loss = guidance_loss + cfg.fidelity_weight * fidelity.sum() / cfg.batch_size
         if cfg.latent_weight:
             with torch.no_grad():

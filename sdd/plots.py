@@ -59,3 +59,24 @@ def quality_vs_indicators_png(quality: pd.DataFrame, scores: pd.DataFrame, promp
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def before_after_png(sources, edited_by_label: dict, scale: int = 3) -> bytes:
+    """Rows: the sources, then one row per editor (label -> uint8 [N, H, W, 3]); columns: images."""
+    import numpy as np
+
+    from sdd.io.images import image_grid
+
+    rows = [("source", np.asarray(sources)), *((k, np.asarray(v)) for k, v in edited_by_label.items())]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.45 * scale * len(rows[0][1]), 0.5 * scale * len(rows) + 0.3),
+                             squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows):
+        ax.imshow(image_grid(images, rows=1, scale=1, pad=1), interpolation="nearest")
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

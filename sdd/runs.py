@@ -147,9 +147,9 @@ def distill_config(config: JobConfig, prompts: list[str], selected: dict) -> Dis
     return DistillConfig(
         prompts=prompts, timestep_policy=d.timestep_policy,
         selected_timesteps={p: selected[p]["timesteps"] for p in prompts if p in selected},
-        steps=d.steps, batch_size=d.batch_size, lr=d.lr, guidance_scale=d.guidance_scale, weighting=d.weighting,
-        topk=d.topk, fidelity_weight=d.fidelity_weight, latent_weight=d.latent_weight, seed=d.seed,
-        manipulator=d.manipulator.model_dump(), max_batch=d.max_batch,
+        steps=d.steps, batch_size=d.batch_size, lr=d.lr, guidance_scale=d.guidance_scale, weighting=d.weighting, estimator=d.estimator,
+        topk=d.topk, fidelity_weight=d.fidelity_weight, fidelity_mask=d.fidelity_mask, latent_weight=d.latent_weight, seed=d.seed,
+        manipulator=d.manipulator.hparams(), max_batch=d.max_batch,
     )
 
 

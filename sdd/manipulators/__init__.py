@@ -9,12 +9,14 @@ from __future__ import annotations
 from torch import nn
 
 from .affine import AffineColorManipulator
+from .color_grid import ColorGridManipulator
 from .image import ImageManipulator
 from .latent import Generator, LatentEditor, LatentMapper
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     ImageManipulator.architecture: ImageManipulator,
     AffineColorManipulator.architecture: AffineColorManipulator,
+    ColorGridManipulator.architecture: ColorGridManipulator,
     LatentMapper.architecture: LatentMapper,
 }
 
@@ -27,4 +29,4 @@ def build(architecture: str, **hparams) -> nn.Module:
     return cls(**hparams)
 
 
-__all__ = ["ARCHITECTURES", "AffineColorManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "build"]
+__all__ = ["ARCHITECTURES", "AffineColorManipulator", "ColorGridManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "build"]

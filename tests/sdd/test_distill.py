@@ -82,3 +82,27 @@ def test_timestep_policies():
 def test_bad_configs_fail_before_any_work(kw, message):
     with pytest.raises(ValueError, match=message):
         small_config(**kw)
+
+
+def test_guidance_mask_is_high_where_the_guidance_is():
+    from sdd.distill import guidance_mask
+
+    grad = torch.zeros(2, 3, 16, 16)
+    grad[0, :, 2:6, 2:6] = 1.0
+    grad[1, :, 10:14, 8:12] = -3.0  # sign and scale do not matter, per row
+    mask = guidance_mask(grad, (32, 32))
+    assert mask.shape == (2, 1, 32, 32) and mask.min() >= 0 and torch.allclose(mask.flatten(1).amax(1), torch.ones(2))
+    assert mask[0, 0, 8, 8] > 0.9 and mask[0, 0, 28, 28] == 0
+    assert mask[1, 0, 24, 20] > 0.9 and mask[1, 0, 8, 8] == 0
+
+
+def test_fidelity_mask_and_classifier_estimator_train(random_shapes_teacher):
+    plain = Distiller(random_shapes_teacher, shapes_sources, small_config())
+    masked = Distiller(random_shapes_teacher, shapes_sources,
+                       small_config(fidelity_mask=True, estimator="classifier",
+                                    manipulator={"architecture": "color_grid", "width": 16, "depth": 2}))
+    plain.run(progress=False)
+    history = masked.run(progress=False)
+    assert len(history) == 3 and all(np.isfinite(h["fidelity_l2"]["a red object"]) for h in history)
+    x = shapes_sources(np.random.default_rng(5), 2)
+    assert not torch.equal(masked.manipulators[0](x), x)

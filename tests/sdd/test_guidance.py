@@ -112,3 +112,19 @@ def test_shape_mismatch_is_a_clear_error(random_shapes_teacher):
                         guidance_scale=1.0)
     with pytest.raises(ValueError, match="3 prompts for 2 images"):
         sds_gradient(teacher, images(2), teacher.embed(["a", "a red object", "a blue object"]), [1], guidance_scale=1.0)
+
+
+def test_classifier_estimator_is_the_guidance_term_alone(random_shapes_teacher):
+    """classifier = sds minus its prior term: w * (eps_cfg - eps) - w * (eps_uncond - eps)."""
+    teacher = random_shapes_teacher
+    z, t = images(4), torch.tensor([100, 300, 500, 700])
+    noise = sweep_noise(tuple(z.shape), seed=2)
+    emb = teacher.embed(["a blue object"] * 4)
+    kw = dict(guidance_scale=2.5, max_batch=8)
+    sds = guided_gradient(teacher, z, emb, t, noise, **kw)
+    classifier = guided_gradient(teacher, z, emb, t, noise, estimator="classifier", **kw)
+    prior = guided_gradient(teacher, z, emb, t, noise, guidance_scale=0.0)  # w * (eps_uncond - eps)
+    assert torch.allclose(classifier, sds - prior, atol=1e-5)
+    assert not torch.allclose(classifier, sds)
+    with pytest.raises(ValueError, match="unknown estimator"):
+        guided_gradient(teacher, z, emb, t, noise, estimator="dds", **kw)
