@@ -21,10 +21,27 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 def job_config(args) -> JobConfig:
     """Load and validate, or exit with the message: nothing has touched Ray yet."""
     try:
-        return load_config(args.config, run_dir=args.run_dir, prompts=args.prompt or None)
+        config = load_config(args.config, run_dir=args.run_dir, prompts=args.prompt or None)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    return absolute_local_paths(config)
+
+
+def absolute_local_paths(config: JobConfig) -> JobConfig:
+    """Local run/storage/teacher/source paths made absolute against the driver's directory:
+    Ray Train workers run in a per-run working directory, so a relative path there would
+    silently point somewhere else."""
+
+    def absolute(url: str | None) -> str | None:
+        if url is None or "://" in url or url == "shapes" or os.path.isabs(url):
+            return url
+        return os.path.abspath(url)
+
+    return config.model_copy(update={
+        "run_dir": absolute(config.run_dir), "storage_path": absolute(config.storage_path),
+        "teacher": absolute(config.teacher), "sources": absolute(config.sources),
+    })
 
 
 def connect(address: str | None) -> None:

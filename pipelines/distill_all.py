@@ -32,6 +32,11 @@ from sdd.config import JobConfig
 from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, save_pack
 
 STATE_FILE = "state.safetensors"
+# Train V2 gives a worker group 60 s to start, then fails the attempt and retries; in Ray 2.60
+# the placement group of the failed attempt can outlive it, and a full cluster then deadlocks.
+# A worker waiting for another trial to free its CPU/GPU, or importing torch on a busy node,
+# easily takes longer, so trials wait (a user's own setting wins).
+WORKER_GROUP_START_TIMEOUT_S = "1800"
 
 
 def train_worker(loop_config: dict) -> None:
@@ -75,6 +80,9 @@ def distill_trial(trial_config: dict) -> None:
     """Tune trial: one TorchTrainer for one pack of prompts, with a stable run name."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    import os
+
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", WORKER_GROUP_START_TIMEOUT_S)
     trial_config = trial_config["trial"]  # the grid-search point: config, prompts, selections
     config = JobConfig.model_validate_json(trial_config["config"])
     prompts = trial_config["prompts"]

@@ -10,6 +10,8 @@ def local_ray():
     import ray
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # The dashboard hosts the state API, which Ray Train V2 needs to clean up worker placement
+    # groups: without it a finished trial's group is never released and the next one waits forever.
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

@@ -28,6 +28,7 @@ distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}, pack: 2
     run = tmp_path / "run"
     assert (run / "indicator_scores.parquet").is_file() and (run / "selected_timesteps.json").is_file()
     assert len(list((run / "plots").glob("indicator_*.png"))) == 2
+    assert (run / "plots" / "before_after.png").read_bytes()[:4] == b"\x89PNG"
     listed = Registry(str(run)).list()
     assert [m["prompt"] for m in listed] == ["a red car", "white hair"]
     assert all(m["teacher_id"].startswith("sd:") and len(m["timesteps"]) == 1 for m in listed)
