@@ -40,6 +40,7 @@ from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem, join, write_bytes_atomic
 
 STAGING, CHECKPOINT = "_staging", "_checkpoint"
+ROW_HASH = "row_hash"
 
 
 class AugmentConfig(Strict):
@@ -150,7 +151,7 @@ def decode_batch(batch: pa.Table, *, config: AugmentConfig, has_id: bool, offset
     if has_id:
         ids = batch.column(config.id_column)
     else:
-        ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column("row_hash").to_pylist(),
+        ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column(ROW_HASH).to_pylist(),
                                      offsets), pa.int64())
         batch = batch.drop_columns(["path"])
     return decode_rows(batch, image_column=config.image_column, source_ids=ids, size=size,
@@ -203,7 +204,7 @@ def augment(config: AugmentConfig) -> dict:
         running += counts[f]
 
     ctx = DataContext.get_current()
-    id_column = config.id_column if has_id else "row_hash"
+    id_column = config.id_column if has_id else ROW_HASH
     ctx.checkpoint_config = CheckpointConfig(
         id_column=id_column, checkpoint_path=_ray_path(join(config.output, CHECKPOINT), pa_fs),
         override_filesystem=pa_fs, delete_checkpoint_on_success=False,
@@ -211,11 +212,15 @@ def augment(config: AugmentConfig) -> dict:
     ds = ray.data.read_parquet(read_paths, filesystem=pa_fs, include_paths=not has_id, include_row_hash=not has_id)
     ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "has_id": has_id, "offsets": offsets, "size": size},
                         batch_format="pyarrow", batch_size=config.batch_size)
+    actor_cpus = fit_actor_cpus(config.resources.num_cpus, config.concurrency, ray.cluster_resources().get("CPU", 0))
+    if actor_cpus < config.resources.num_cpus:
+        log(f"edit actors reserve {actor_cpus:g} CPU each (asked {config.resources.num_cpus:g}): "
+            f"{RESERVED_CPUS:g} CPUs stay free for reading and Ray Data's checkpoint filter")
     ds = ds.map_batches(
         EditBatch, fn_constructor_args=(artifacts, size, use_judge, config.resources.num_gpus),
         batch_format="pyarrow", batch_size=config.batch_size,
         compute=ActorPoolStrategy(size=config.concurrency),
-        num_cpus=config.resources.num_cpus, num_gpus=config.resources.num_gpus or None,
+        num_cpus=actor_cpus, num_gpus=config.resources.num_gpus or None,
     )
     ds = ds.map_batches(encode_rows, fn_kwargs={"size": size, "image_format": config.format, "quality": config.quality},
                         batch_format="pyarrow", batch_size=config.batch_size)
@@ -225,6 +230,20 @@ def augment(config: AugmentConfig) -> dict:
     manifest = write_manifest(config, artifacts, manifests, sum(counts.values()), time.time() - started)
     log(f"augment: {manifest['counts']} in {manifest['wall_seconds']}s -> {config.output}")
     return manifest
+
+
+RESERVED_CPUS = 2.0  # one for read/decode/encode tasks, one for Ray Data's CheckpointFilter actor
+
+
+def fit_actor_cpus(requested: float, concurrency: int, cluster_cpus: float) -> float:
+    """CPUs each edit actor may reserve so the pipeline can always make progress.
+
+    On a re-run Ray Data adds a CheckpointFilter actor (1 CPU, not configurable); with the edit
+    actors pinned as well, a small cluster has no CPU left for the read tasks and the job
+    waits forever. Edit actors therefore get at most what is left after ``RESERVED_CPUS``
+    (possibly 0: logical CPUs only gate scheduling, the actors still use the cores)."""
+    room = max(0.0, cluster_cpus - RESERVED_CPUS) / concurrency
+    return min(requested, room)
 
 
 def _ray_path(url: str, pa_fs) -> str:
@@ -246,6 +265,8 @@ def finalize(output: str) -> None:
     for f in sorted(x for x in fs.find(path) if x.endswith(".parquet")):
         with fs.open(f, "rb") as fh:
             table = pq.read_table(io.BytesIO(fh.read()))
+        if ROW_HASH in table.column_names:  # Ray's checkpoint id for inputs without one; source_id says it all
+            table = table.drop_columns([ROW_HASH])
         data, rejects = split_rows(table)
         name = f.rsplit("/", 1)[-1]
         if data.num_rows:

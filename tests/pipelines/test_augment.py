@@ -70,3 +70,11 @@ def test_source_id_is_the_row_position_without_an_id_column(local_ray, manipulat
     assert sorted(table.column("source_id").to_pylist()) == list(range(10))
     captions = dict(zip(table.column("source_id").to_pylist(), table.column("caption").to_pylist()))
     assert captions[7] == generate(10, seed=0).captions()[7]
+
+
+def test_edit_actors_leave_room_for_reads_and_the_checkpoint_filter():
+    from pipelines.augment import fit_actor_cpus
+
+    assert fit_actor_cpus(1, 1, 2.0) == 0  # a 2-core laptop: tasks and the filter actor get both
+    assert fit_actor_cpus(1, 2, 8.0) == 1
+    assert fit_actor_cpus(4, 2, 8.0) == 3
