@@ -6,9 +6,10 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def local_ray():
+def local_ray(s3_server):
     import ray
 
+    # started after the S3 server, so every Ray worker inherits its AWS_* variables
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     # The dashboard hosts the state API, which Ray Train V2 needs to clean up worker placement
     # groups: without it a finished trial's group is never released and the next one waits forever.

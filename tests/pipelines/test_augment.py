@@ -78,3 +78,36 @@ def test_edit_actors_leave_room_for_reads_and_the_checkpoint_filter():
     assert fit_actor_cpus(1, 1, 2.0) == 0  # a 2-core laptop: tasks and the filter actor get both
     assert fit_actor_cpus(1, 2, 8.0) == 1
     assert fit_actor_cpus(4, 2, 8.0) == 3
+
+
+def test_s3_input_written_by_datasets_registry_and_output_on_s3(local_ray, manipulators, tmp_path, s3_bucket):
+    """Everything on S3 (moto server): the input as the `datasets` library writes it, the
+    manipulators as a registry, the output; read back with `datasets` and its Image feature."""
+    from datasets import Dataset, Image
+
+    from sdd.io.storage import filesystem
+
+    images = generate(12, seed=3)
+    local_png = []
+    for i, img in enumerate(images.images):
+        path = tmp_path / f"img{i}.png"
+        from PIL import Image as PILImage
+
+        PILImage.fromarray(img).save(path)
+        local_png.append(str(path))
+    Dataset.from_dict({"id": list(range(100, 112)), "image": local_png}).cast_column("image", Image()).to_parquet(
+        str(tmp_path / "hf.parquet"))
+    fs, _ = filesystem(s3_bucket)
+    fs.put(str(tmp_path / "hf.parquet"), f"{s3_bucket[5:]}/in/part-0.parquet")
+    fs.put(str(tmp_path / "registry"), f"{s3_bucket[5:]}/run", recursive=True)
+
+    out = f"{s3_bucket}/out"
+    manifest = augment(AugmentConfig(input=f"{s3_bucket}/in", output=out, manipulators=[f"{s3_bucket}/run"],
+                                     batch_size=4))
+    assert manifest["counts"] == {"input_rows": 12, "output_rows": 24, "edits_per_row": 2, "rejected_rows": 0,
+                                  "consistent": True}
+    fs.get(f"{out[5:]}/data", str(tmp_path / "back"), recursive=True)
+    ds = datasets.load_dataset("parquet", data_dir=str(tmp_path / "back"), split="train")
+    assert sorted(set(ds["source_id"])) == list(range(100, 112))
+    assert ds[0]["edited_image"].size == (32, 32)
+    assert {m["prompt"] for m in manifest["manipulators"]} == {"a red object", "a blue object"}

@@ -33,3 +33,15 @@ def test_trains_one_manipulator_per_prompt_and_skips_them_on_rerun(local_ray, ra
     before = {m["slug"]: m["weights_sha256"] for m in listed}
     distill_all(config)
     assert {m["slug"]: m["weights_sha256"] for m in Registry(str(tmp_path / "run")).list()} == before
+
+
+def test_run_directory_registry_and_checkpoints_on_s3(local_ray, random_teacher_dir, s3_bucket):
+    from sdd.io.storage import filesystem
+
+    config = small_config(f"{s3_bucket}/run", random_teacher_dir).model_copy(update={"prompts": ["a red object"]})
+    records = distill_all(config)
+    assert [r["prompt"] for r in records] == ["a red object"]
+    assert [m["prompt"] for m in Registry(f"{s3_bucket}/run").list()] == ["a red object"]
+    fs, path = filesystem(f"{s3_bucket}/run")
+    assert fs.glob(f"{path}/ray/distill-*/checkpoint_*")
+    assert fs.exists(f"{path}/summary.json") and fs.exists(f"{path}/selected_timesteps.json")
