@@ -173,7 +173,7 @@ def cmd_select(args) -> None:
 
 
 def cmd_distill(args) -> None:
-    from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, run_selection, save_pack
+    from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, run_selection, save_pack, write_before_after
 
     config = job_config(args)
     run = RunDir(config.run_dir)
@@ -194,6 +194,9 @@ def cmd_distill(args) -> None:
     records = [summary[p] for p in config.prompts if p in summary]
     run.write_json(records, "summary.json")
     print_summary(records)
+    grid = write_before_after(config, run, teacher.image_size)
+    if grid:
+        print(f"before/after grid: {grid}")
 
 
 def print_summary(records: list[dict]) -> None:

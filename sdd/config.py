@@ -111,6 +111,7 @@ class DistillSettings(Strict):
     topk: int | None = Field(None, ge=1)
     fidelity_weight: float = Field(1.0, ge=0)
     fidelity_mask: bool = Field(False, description="weight the fidelity term by 1 - the guidance magnitude map")
+    fidelity_loss: Literal["l2", "l1"] = Field("l2", description="per-pixel fidelity cost: squared error, or Charbonnier L1 (sparse edits)")
     latent_weight: float = Field(0.0, ge=0)
     seed: int = 0
     manipulator: ManipulatorSettings = ManipulatorSettings()

@@ -6,7 +6,9 @@ Per step, for source images x (the same batch for every prompt):
     z_k   = teacher.encode(y_k)
     g_k   = SDS gradient of prompt k at t ~ timestep policy    (ONE teacher call for all k)
     loss  = mean(z_k * g_k)            skip-Jacobian injection: d loss / d z_k = g_k
-          + fidelity_weight * |y_k - x|^2   (pixel L2 to the source; with fidelity_mask,
+          + fidelity_weight * rho(y_k - x)  (pixel fidelity to the source: rho = squared
+                                             error, or Charbonnier |.| for ``fidelity_loss="l1"``;
+                                             with fidelity_mask,
                                              each pixel weighted by 1 - m_k, m_k = the
                                              guidance magnitude map scaled to [0, 1])
           + latent_weight   * |z_k - E(x)|^2 (latent L2, for latent teachers)
@@ -48,6 +50,7 @@ class DistillConfig:
     topk: int | None = None
     fidelity_weight: float = 1.0
     fidelity_mask: bool = False
+    fidelity_loss: str = "l2"
     latent_weight: float = 0.0
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
@@ -59,6 +62,8 @@ class DistillConfig:
         if len(set(self.prompts)) != len(self.prompts):
             raise ValueError(f"duplicate prompts in {self.prompts}")
         policy_sampler(self, 1000)  # validates the policy string and the selected lists
+        if self.fidelity_loss not in FIDELITY_LOSSES:
+            raise ValueError(f"unknown fidelity_loss {self.fidelity_loss!r}; expected one of {FIDELITY_LOSSES}")
 
 
 class SourceImages(Protocol):
@@ -116,6 +121,27 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
     raise ValueError(
         f"unknown timestep policy {policy!r}; expected selected, fixed:<t>, random:<lo>,<hi> or anneal[:<lo>,<hi>]"
     )
+
+
+FIDELITY_LOSSES = ("l2", "l1")
+CHARBONNIER_EPS = 1e-3
+
+
+def fidelity_penalty(squared: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-pixel fidelity cost from the squared error.
+
+    ``l2`` is the squared error itself: cheap for small changes everywhere, so under a
+    global pull (a tint the guidance also asks of the background) it lets every pixel drift
+    a little. ``l1`` (Charbonnier, sqrt(d^2 + eps^2) - eps, smooth at 0) charges a small
+    change as much per unit as a large one; a pixel moves only where the guidance pushes
+    harder than the fidelity weight, so the edit concentrates on the object and the
+    background stays exactly where it was (the sparsity of an L1 penalty).
+    """
+    if kind == "l2":
+        return squared
+    if kind == "l1":
+        return (squared + CHARBONNIER_EPS**2).sqrt() - CHARBONNIER_EPS
+    raise ValueError(f"unknown fidelity_loss {kind!r}; expected one of {FIDELITY_LOSSES}")
 
 
 def guidance_mask(grad: torch.Tensor, size: tuple[int, int], blur: int = 5) -> torch.Tensor:
@@ -187,10 +213,11 @@ class Distiller:
         x_rep = x.repeat(k, 1, 1, 1)
         guidance_loss = inject(z, grad) / z[0].numel() / cfg.batch_size
         squared = F.mse_loss(y, x_rep, reduction="none")
+        penalty = fidelity_penalty(squared, cfg.fidelity_loss)
         if cfg.fidelity_mask:
-            squared = squared * (1 - guidance_mask(grad, y.shape[-2:]))
-        fidelity = squared.flatten(1).mean(1)
-        loss = guidance_loss + cfg.fidelity_weight * fidelity.sum() / cfg.batch_size
+            penalty = penalty * (1 - guidance_mask(grad, y.shape[-2:]))
+        fidelity = squared.detach().flatten(1).mean(1)
+        loss = guidance_loss + cfg.fidelity_weight * penalty.flatten(1).mean(1).sum() / cfg.batch_size
         if cfg.latent_weight:
             with torch.no_grad():
                 z_src = teacher.encode(x_rep)

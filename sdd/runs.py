@@ -148,7 +148,7 @@ def distill_config(config: JobConfig, prompts: list[str], selected: dict) -> Dis
         prompts=prompts, timestep_policy=d.timestep_policy,
         selected_timesteps={p: selected[p]["timesteps"] for p in prompts if p in selected},
         steps=d.steps, batch_size=d.batch_size, lr=d.lr, guidance_scale=d.guidance_scale, weighting=d.weighting, estimator=d.estimator,
-        topk=d.topk, fidelity_weight=d.fidelity_weight, fidelity_mask=d.fidelity_mask, latent_weight=d.latent_weight, seed=d.seed,
+        topk=d.topk, fidelity_weight=d.fidelity_weight, fidelity_mask=d.fidelity_mask, fidelity_loss=d.fidelity_loss, latent_weight=d.latent_weight, seed=d.seed,
         manipulator=d.manipulator.hparams(), max_batch=d.max_batch,
     )
 
@@ -198,3 +198,21 @@ def save_pack(config: JobConfig, run: RunDir, teacher: Teacher, distiller: Disti
 
 def packs(prompts: list[str], size: int) -> list[list[str]]:
     return [prompts[i : i + size] for i in range(0, len(prompts), size)]
+
+
+def write_before_after(config: JobConfig, run: RunDir, image_size: int, n: int = 12) -> str | None:
+    """``plots/before_after.png``: the same ``n`` source images edited by every manipulator
+    in the run's registry (one row each), for a look at what the numbers mean."""
+    from sdd.io.images import from_tensor_range
+    from sdd.plots import before_after_png
+
+    manifests = [m for m in run.registry.list() if m["prompt"] in config.prompts]
+    if not manifests:
+        return None
+    x = make_sources(config.sources, image_size, config.image_column)(np.random.default_rng(config.eval.seed), n)
+    rows = {}
+    with torch.no_grad():
+        for m in manifests:
+            rows[m["prompt"]] = from_tensor_range(run.registry.load(m["slug"]).manipulator(x))
+    run.write_bytes(before_after_png(from_tensor_range(x), rows), "plots", "before_after.png")
+    return run.path("plots", "before_after.png")

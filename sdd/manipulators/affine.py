@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .range import clamp_to_image
+
 from .image import ResidualBlock
 
 
@@ -44,4 +46,4 @@ class AffineColorManipulator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, b = self.transform(x)
-        return (x + torch.einsum("bijhw,bjhw->bihw", a, x) + b).clamp(-1, 1)
+        return clamp_to_image(x + torch.einsum("bijhw,bjhw->bihw", a, x) + b)

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .range import clamp_to_image
+
 
 class ColorGridManipulator(nn.Module):
     """Images in [-1, 1], [B, C, H, W] -> edited images; any size."""
@@ -61,4 +63,4 @@ class ColorGridManipulator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, bias = self.transform(x)
-        return (x + torch.einsum("bijhw,bjhw->bihw", a, x) + bias).clamp(-1, 1)
+        return clamp_to_image(x + torch.einsum("bijhw,bjhw->bihw", a, x) + bias)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .range import clamp_to_image
+
 
 class ResidualBlock(nn.Module):
     def __init__(self, width: int, groups: int):
@@ -41,4 +43,4 @@ class ImageManipulator(nn.Module):
         return self.conv_out(self.blocks(self.conv_in(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x + self.residual(x)).clamp(-1, 1)
+        return clamp_to_image(x + self.residual(x))

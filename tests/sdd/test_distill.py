@@ -78,6 +78,7 @@ def test_timestep_policies():
     ({"timestep_policy": "sometimes"}, "unknown timestep policy"),
     ({"prompts": []}, "at least one prompt"),
     ({"prompts": ["a", "a"]}, "duplicate"),
+    ({"fidelity_loss": "huber"}, "fidelity_loss"),
 ])
 def test_bad_configs_fail_before_any_work(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -106,3 +107,25 @@ def test_fidelity_mask_and_classifier_estimator_train(random_shapes_teacher):
     assert len(history) == 3 and all(np.isfinite(h["fidelity_l2"]["a red object"]) for h in history)
     x = shapes_sources(np.random.default_rng(5), 2)
     assert not torch.equal(masked.manipulators[0](x), x)
+
+
+def test_l1_fidelity_keeps_untouched_pixels_exactly_where_l2_lets_them_drift():
+    """The sparsity argument for ``fidelity_loss="l1"``: a pull on every pixel that is weaker
+    than the fidelity weight moves nothing under L1, but shifts every pixel under L2."""
+    from sdd.distill import fidelity_penalty
+
+    pull = torch.full((1, 1, 8, 8), 0.05)  # a weak tint asked of the background
+    pull[..., :2, :2] = 5.0  # a strong push on the object
+    moved = {}
+    for kind in ("l2", "l1"):
+        delta = torch.zeros(1, 1, 8, 8, requires_grad=True)
+        opt = torch.optim.SGD([delta], lr=1e-3)
+        for _ in range(3000):
+            opt.zero_grad()
+            loss = (-pull * delta).sum() + fidelity_penalty(delta**2, kind).sum()
+            loss.backward()
+            opt.step()
+        moved[kind] = delta.detach()
+    assert moved["l1"][..., :2, :2].min() > 1.0 and moved["l2"][..., :2, :2].min() > 1.0
+    assert moved["l2"][..., 4:, 4:].min() > 0.02
+    assert moved["l1"][..., 4:, 4:].abs().max() < 1e-3

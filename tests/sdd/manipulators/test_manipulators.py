@@ -127,9 +127,10 @@ def test_color_grid_learns_a_recolour():
     target = x.clone()
     target[:, :, 3:8, 3:8] = torch.tensor([0.9, -0.8, -0.8]).view(1, 3, 1, 1)  # -> red
     opt = torch.optim.Adam(m.parameters(), lr=1e-2)
-    for _ in range(200):
+    start = torch.nn.functional.mse_loss(m(x), target).item()
+    for _ in range(400):
         opt.zero_grad()
         loss = torch.nn.functional.mse_loss(m(x), target)
         loss.backward()
         opt.step()
-    assert loss.item() < 1e-3
+    assert loss.item() < 1e-3 * start  # one affine map fits both colours exactly
