@@ -169,4 +169,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the package, not as __main__: functions shipped to Ray workers are then
+    # found by import there (pickling __main__'s lru_cache'd helpers by reference fails).
+    from pipelines.distill_all import main as package_main
+
+    sys.exit(package_main())

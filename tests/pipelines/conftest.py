@@ -16,3 +16,34 @@ def local_ray(s3_server):
     ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def loopback_cluster(s3_server):
+    """A multi-node Ray cluster on 127.0.0.1: a head (with the dashboard, for `ray job submit`)
+    and two worker nodes with their own CPUs, each a separate raylet. Yields the dashboard URL.
+    Ray's own Cluster helper stops exactly these processes (``ray stop`` would kill every
+    Ray process on the machine, the session's local Ray included).
+
+    Each worker node gets its own runtime-env directory, as separate machines have separate
+    disks: sharing one, a node that unpacks the job's working_dir for the first time replaces
+    the directory the driver runs in (Ray unpacks with overwrite), and the driver's cwd is
+    gone mid-job (FileNotFoundError from os.getcwd in Tune)."""
+    import socket
+
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dashboard_port = s.getsockname()[1]
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+    })
+    for i in range(2):
+        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, runtime_env_dir_name=f"runtime_resources_worker{i}")
+    cluster.wait_for_nodes()
+    try:
+        yield f"http://127.0.0.1:{dashboard_port}"
+    finally:
+        cluster.shutdown()
