@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@touch $@
 
 demo: setup
-	$(VENV)/bin/sdd demo --out $(DEMO_DIR)
+	$(PY) -m pipelines.demo --out $(DEMO_DIR)
 
 test: setup
 	$(PY) -m pytest tests

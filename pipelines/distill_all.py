@@ -29,7 +29,7 @@ from pipelines.common import add_job_arguments, connect, job_config, log, ray_st
 from pipelines.select_timesteps import select_timesteps
 from sdd.artifacts import slugify
 from sdd.config import JobConfig
-from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, save_pack
+from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, save_pack, write_before_after
 
 STATE_FILE = "state.safetensors"
 # Train V2 gives a worker group 60 s to start, then fails the attempt and retries; in Ray 2.60
@@ -139,6 +139,9 @@ def distill_all(config: JobConfig) -> list[dict]:
         if failed:
             raise RuntimeError(f"{len(failed)} distillation trials failed: {[str(r.error)[:200] for r in failed]}")
     records = summary_records(config, run)
+    grid = write_before_after(config, run, load_run_teacher(config).image_size)
+    if grid:
+        log(f"before/after grid: {grid}")
     run.write_json({"records": records, "wall_seconds": round(time.time() - started, 1)}, "run.json")
     run.write_json(records, "summary.json")
     return records

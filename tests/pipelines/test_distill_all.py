@@ -26,6 +26,7 @@ def test_trains_one_manipulator_per_prompt_and_skips_them_on_rerun(local_ray, ra
     assert len(listed) == 2 and all(m["metrics"]["steps"] == 4 for m in listed)
     assert all(len(m["timesteps"]) == 1 for m in listed)
     assert (tmp_path / "run" / "summary.json").is_file()
+    assert (tmp_path / "run" / "plots" / "before_after.png").stat().st_size > 0
     assert json.loads((tmp_path / "run" / "run.json").read_text())["records"] == records
     # Train checkpoints were reported to the run's storage
     assert list((tmp_path / "run" / "ray").glob("distill-*/checkpoint_*"))
