@@ -83,7 +83,7 @@ class SelectSettings(Strict):
 
 
 class ManipulatorSettings(Strict):
-    architecture: Literal["image_residual", "image_affine", "color_grid"] = "image_residual"
+    architecture: Literal["image_residual", "image_affine", "color_grid"] = "color_grid"
     width: int = Field(48, ge=8)
     depth: int = Field(4, ge=1)
     grid: int | None = Field(None, ge=1, description="color_grid only: transforms per side (1 = one per image)")
@@ -100,22 +100,27 @@ class ManipulatorSettings(Strict):
 
 
 class DistillSettings(Strict):
+    """Defaults are the recipe calibrated on the shapes world's recolour edits (README,
+    "Calibration"): colour-grid manipulator, classifier-term guidance at scale 10, L1
+    fidelity 0.1, 300 steps. Edits that are not colour (Stable Diffusion attributes such as
+    a smile) want ``manipulator.architecture: image_residual``."""
+
     timestep_policy: str = "selected"
-    steps: int = Field(400, ge=1)
+    steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-3, gt=0)
-    guidance_scale: float = Field(3.0, gt=0)
+    guidance_scale: float = Field(10.0, gt=0)
     weighting: str = "sds"
     estimator: Literal["sds", "classifier"] = Field(
-        "sds", description="guidance gradient: full SDS, or its classifier term only (see sdd.guidance)")
+        "classifier", description="guidance gradient: full SDS, or its classifier term only (see sdd.guidance)")
     topk: int | None = Field(None, ge=1)
-    fidelity_weight: float = Field(1.0, ge=0)
+    fidelity_weight: float = Field(0.1, ge=0)
     fidelity_mask: bool = Field(False, description="weight the fidelity term by 1 - the guidance magnitude map")
-    fidelity_loss: Literal["l2", "l1"] = Field("l2", description="per-pixel fidelity cost: squared error, or Charbonnier L1 (sparse edits)")
+    fidelity_loss: Literal["l2", "l1"] = Field("l1", description="per-pixel fidelity cost: squared error, or Charbonnier L1 (sparse edits)")
     latent_weight: float = Field(0.0, ge=0)
     seed: int = 0
     manipulator: ManipulatorSettings = ManipulatorSettings()
-    pack: int = Field(1, ge=1, description="prompts trained together, sharing each teacher call")
+    pack: int = Field(3, ge=1, description="prompts trained together, sharing each teacher call")
     checkpoint_every: int = Field(100, ge=1)
     max_batch: int = Field(512, ge=2)
     max_concurrent_trials: int = Field(2, ge=1, description="Ray Tune trials (one per pack) running at once")
