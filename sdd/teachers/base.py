@@ -98,3 +98,15 @@ class Teacher(ABC):
         with torch.no_grad():
             probe = torch.zeros(1, 3, self.image_size, self.image_size, device=self.device, dtype=self.dtype)
             return tuple(self.encode(probe).shape[1:])
+
+
+def frozen(module: torch.nn.Module, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
+    """``module`` on ``device`` in ``dtype``, in eval mode, without gradients.
+
+    Casts only when the dtype actually changes: diffusers warns on every ``.to(dtype)`` call,
+    and a float32 teacher staying float32 would print that warning in every Ray worker.
+    """
+    module = module.to(device)
+    if any(p.dtype != dtype for p in module.parameters() if p.is_floating_point()):
+        module = module.to(dtype)
+    return module.eval().requires_grad_(False)

@@ -17,7 +17,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file
 
-from .base import Teacher, TextEmbedding
+from .base import Teacher, TextEmbedding, frozen
 from .word_text_encoder import WordTextEncoder, WordTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -71,8 +71,8 @@ class ShapesTeacher(Teacher):
         self.id = teacher_id
         self.device = torch.device(device)
         self.dtype = dtype
-        self.unet = unet.to(self.device, dtype).eval().requires_grad_(False)
-        self.text_encoder = text_encoder.to(self.device, dtype).eval().requires_grad_(False)
+        self.unet = frozen(unet, self.device, dtype)
+        self.text_encoder = frozen(text_encoder, self.device, dtype)
         self.tokenizer = tokenizer
         self.image_size = config["unet"]["sample_size"]
         schedule = noise_schedule(config)

@@ -20,7 +20,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from sdd.io.storage import filesystem, join
 
-from .base import Teacher, TextEmbedding
+from .base import Teacher, TextEmbedding, frozen
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -65,9 +65,9 @@ class StableDiffusionTeacher(Teacher):
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, teacher_id: str,
                  device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
-        self.unet = unet.to(device, dtype).eval().requires_grad_(False)
-        self.vae = vae.to(device, torch.float32).eval().requires_grad_(False)
-        self.text_encoder = text_encoder.to(device, dtype).eval().requires_grad_(False)
+        self.unet = frozen(unet, device, dtype)
+        self.vae = frozen(vae, device, torch.float32)
+        self.text_encoder = frozen(text_encoder, device, dtype)
         self.tokenizer = tokenizer
         self.id = teacher_id
         schedule = DDPMScheduler.from_config(scheduler_config)
