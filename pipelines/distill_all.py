@@ -62,6 +62,8 @@ def train_worker(loop_config: dict) -> None:
     def report(dist, step, metrics):
         if step % config.distill.checkpoint_every and step != config.distill.steps:
             return
+        print(f"{' | '.join(prompts)}: step {step}/{config.distill.steps}, {time.time() - started:.0f}s, "
+              f"guidance norm {sum(metrics['grad_norm'].values()) / len(prompts):.3g}", flush=True)
         with tempfile.TemporaryDirectory() as d:
             save_file(dist.state_dict(), str(Path(d) / STATE_FILE))
             train.report(

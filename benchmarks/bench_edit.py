@@ -1,0 +1,68 @@
+"""Edit throughput: an SDD manipulator (one forward pass) against SDEdit with the same teacher
+at the strength that reaches the manipulator's editability, same batch size and threads.
+
+    python benchmarks/bench_edit.py [--manipulator DIR] [--strength 0.7] [--device cuda]
+
+The default strength, 0.7, is where SDEdit first reaches the default recolour
+manipulator's editability on `a red object` (99.5% against 100%;
+docs/results/shapes_recolour/sdedit_a_red_object.csv). Without ``--manipulator`` a freshly
+built default manipulator is timed: its cost does not depend on its weights.
+Target: >= 200x images per second.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from common import cuda_sync, median_seconds, parser, report, setup  # noqa: E402
+
+from sdd.artifacts import load_manipulator  # noqa: E402
+from sdd.config import DistillSettings  # noqa: E402
+from sdd.domains.shapes.render import generate  # noqa: E402
+from sdd.eval.sdedit import SDEditEditor  # noqa: E402
+from sdd.io.images import to_tensor_range  # noqa: E402
+from sdd.manipulators import build  # noqa: E402
+from sdd.teachers import load_teacher  # noqa: E402
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--manipulator", default=None, help="artifact directory (default: a fresh default manipulator)")
+    p.add_argument("--strength", type=float, default=0.7)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--sdedit-steps", type=int, default=50, help="DDIM steps of the full schedule")
+    args = p.parse_args()
+    setup(args)
+    device = torch.device(args.device)
+    teacher = load_teacher(None, device=device)
+    if args.manipulator:
+        manipulator = load_manipulator(args.manipulator).manipulator
+    else:
+        manipulator = build(**DistillSettings().manipulator.hparams())
+    manipulator = manipulator.to(device).eval()
+    guidance = getattr(teacher, "sampling_defaults", {}).get("guidance_scale", 2.0)
+    sdedit = SDEditEditor(teacher, "a red object", strength=args.strength, guidance_scale=guidance, steps=args.sdedit_steps)
+    images = to_tensor_range(generate(args.batch_size, seed=4).images).to(device)
+    sync = cuda_sync(args.device)
+
+    @torch.inference_mode()
+    def sdd_edit():
+        manipulator(images)
+
+    t_sdd = median_seconds(sdd_edit, max(args.repeats, 20), args.warmup + 2, sync)
+    t_sdedit = median_seconds(lambda: sdedit(images), args.repeats, args.warmup, sync)
+    n = args.batch_size
+    report("bench_edit", {
+        "device": args.device, "threads": torch.get_num_threads(), "batch_size": n, "strength": args.strength,
+        "sdedit_denoiser_calls_per_image": sdedit.denoiser_calls_per_image,
+        "sdd_images_per_s": round(n / t_sdd, 1), "sdedit_images_per_s": round(n / t_sdedit, 2),
+        "speedup": round(t_sdedit / t_sdd, 1),
+    }, args)
+
+
+if __name__ == "__main__":
+    main()
