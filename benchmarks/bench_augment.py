@@ -1,0 +1,150 @@
+"""The Ray Data augment job against its limit, and its memory as the input grows.
+
+    python benchmarks/bench_augment.py --manipulators runs/demo/run [--rows 2000] [--big-rows 20000]
+
+1. Throughput: input images per second of ``pipelines/augment.py`` on a local Ray against a
+   single-process loop doing the same work (read, decode + resize, every manipulator, judge
+   columns, PNG encode, write Parquet) on the same cores with no Ray. Target: >= 85%.
+2. Memory: peak resident memory of the whole job (driver plus every Ray process, sampled)
+   for ``--rows`` and ``--big-rows`` inputs. Streaming means the second must stay <= 1.2x.
+
+Each Ray run starts its own local Ray in a subprocess, so no state leaks between them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import parser, report, setup  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_input(url: str, rows: int) -> None:
+    from sdd.domains.shapes.dataset import write_shapes_dataset
+
+    write_shapes_dataset(url, rows, seed=30_000)
+
+
+def loop_once(input_url: str, output_dir: str, manipulators: list[str], batch_size: int) -> None:
+    """The no-Ray limit: the job's own row functions, one process, batch by batch."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.augment import resolve_manipulators
+    from sdd.artifacts import load_manipulator
+    from sdd.augment import decode_rows, edit_rows, encode_rows, split_rows
+    from sdd.domains.shapes.judge import ShapesJudge
+    from sdd.domains.shapes.spec import ATTRIBUTES
+
+    artifacts = [load_manipulator(u) for u in resolve_manipulators(manipulators)]
+    judge = ShapesJudge.from_pretrained()
+    size = 32
+    parquet = pq.ParquetFile(input_url)
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    for i, batch in enumerate(parquet.iter_batches(batch_size=batch_size)):
+        table = pa.Table.from_batches([batch])
+        table = decode_rows(table, image_column="image", source_ids=table.column("id"), size=size, max_pixels=64_000_000)
+        table = edit_rows(table, artifacts, size=size, judge=judge, judge_names=ATTRIBUTES)
+        data, _ = split_rows(encode_rows(table, size=size))
+        pq.write_table(data, f"{output_dir}/part-{i:05d}.parquet")
+
+
+def ray_job(input_url: str, output_dir: str, manipulators: list[str]) -> dict:
+    """Run the augment job in a subprocess; returns seconds and sampled peak memory (MB)."""
+    import psutil
+
+    cmd = [sys.executable, "pipelines/augment.py", "--input", input_url, "--output", output_dir,
+           "--manipulators", ",".join(manipulators)]
+    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_AUTH_MODE"] = "disabled"
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    peak = 0.0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        root = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                procs = [root] + root.children(recursive=True)
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                peak = max(peak, rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, _ = proc.communicate()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode:
+        raise RuntimeError(f"augment job failed:\n{out[-4000:]}")
+    manifest = json.loads((Path(output_dir) / "manifest.json").read_text())
+    # the job's own wall time (inside augment(): plan, run, finalize, manifest), not Ray's start
+    return {"seconds": manifest["wall_seconds"], "with_startup": seconds, "peak_mb": peak, "counts": manifest["counts"]}
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--manipulators", required=True, help="comma-separated artifact or registry URLs")
+    p.add_argument("--rows", type=int, default=2000)
+    p.add_argument("--big-rows", type=int, default=20000)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=5, dest="repeats")
+    args = p.parse_args()
+    setup(args)
+    manipulators = args.manipulators.split(",")
+    work = Path(tempfile.mkdtemp(prefix="bench_augment_"))
+    try:
+        small, big = str(work / "small.parquet"), str(work / "big.parquet")
+        make_input(small, args.rows)
+        loop_s, ray_s, ray_total, ray_peaks = [], [], [], []
+        for r in range(args.repeats):
+            out = work / f"loop{r}"
+            start = time.perf_counter()
+            loop_once(small, str(out), manipulators, args.batch_size)
+            loop_s.append(time.perf_counter() - start)
+            shutil.rmtree(out)
+            job = ray_job(small, str(work / f"ray{r}"), manipulators)
+            ray_s.append(job["seconds"])
+            ray_total.append(job["with_startup"])
+            ray_peaks.append(job["peak_mb"])
+            shutil.rmtree(work / f"ray{r}")
+        make_input(big, args.big_rows)
+        big_job = ray_job(big, str(work / "ray_big"), manipulators)
+        loop_ips, ray_ips = args.rows / statistics.median(loop_s), args.rows / statistics.median(ray_s)
+        report("bench_augment", {
+            "rows": args.rows, "edits_per_row": job["counts"]["edits_per_row"],
+            "loop_images_per_s": round(loop_ips, 1), "ray_images_per_s": round(ray_ips, 1),
+            "ray_vs_loop": round(ray_ips / loop_ips, 3),
+            "ray_job_s": round(statistics.median(ray_s), 1), "ray_s_with_startup": round(statistics.median(ray_total), 1),
+            "loop_s": round(statistics.median(loop_s), 1),
+            "peak_mb_rows": round(statistics.median(ray_peaks)), "big_rows": args.big_rows,
+            "peak_mb_big_rows": round(big_job["peak_mb"]),
+            "memory_ratio": round(big_job["peak_mb"] / statistics.median(ray_peaks), 2),
+        }, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
