@@ -37,6 +37,11 @@ STATE_FILE = "state.safetensors"
 # A worker waiting for another trial to free its CPU/GPU, or importing torch on a busy node,
 # easily takes longer, so trials wait (a user's own setting wins).
 WORKER_GROUP_START_TIMEOUT_S = "1800"
+# A trial only drives its TorchTrainer; the Train worker holds the CPUs/GPUs. Any CPU reserved
+# for the trial is missing for workers (with 0.1 CPU per trial, two 1-CPU workers no longer
+# fit on 2 CPUs and the trials ran one after the other). Tune refuses an empty bundle, so the
+# trial asks for a token of memory instead.
+TRIAL_RESOURCES = {"cpu": 0, "memory": 2**20}
 
 
 def train_worker(loop_config: dict) -> None:
@@ -128,7 +133,7 @@ def distill_all(config: JobConfig) -> list[dict]:
                   for pack in packs(todo, config.distill.pack)]
         storage_path, filesystem = ray_storage(storage_url(config))
         tuner = tune.Tuner(
-            tune.with_resources(distill_trial, {"cpu": 0.1}),
+            tune.with_resources(distill_trial, TRIAL_RESOURCES),
             param_space={"trial": tune.grid_search(trials)},
             tune_config=tune.TuneConfig(max_concurrent_trials=config.distill.max_concurrent_trials),
             run_config=tune.RunConfig(name=f"tune-{int(time.time())}", storage_path=storage_path,
