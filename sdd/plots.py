@@ -77,6 +77,6 @@ def before_after_png(sources, edited_by_label: dict, scale: int = 3) -> bytes:
         ax.set_yticks([])
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")  # keeps the row labels
     plt.close(fig)
     return buf.getvalue()
