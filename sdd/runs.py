@@ -192,8 +192,28 @@ def save_pack(config: JobConfig, run: RunDir, teacher: Teacher, distiller: Disti
             extra={"timestep_policy": distiller.config.timestep_policy, "image_size": teacher.image_size,
                    "distill": distiller.config_dict()},
         )
+        run.write_bytes(history_parquet(distiller.history, prompt), "history", f"{manifest['slug']}.parquet")
         records.append({"prompt": prompt, "slug": manifest["slug"], "timesteps": timesteps, **metrics})
     return records
+
+
+def history_parquet(history: list[dict], prompt: str) -> bytes:
+    """One prompt's training curve (step, guidance norm, fidelity L2, mean t) as Parquet bytes:
+    what the distillation notebook plots. A resumed run holds the steps since its resume."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({
+        "step": [h["step"] for h in history],
+        "grad_norm": [h["grad_norm"][prompt] for h in history],
+        "fidelity_l2": [h["fidelity_l2"][prompt] for h in history],
+        "mean_t": [h["mean_t"] for h in history],
+    })
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
 
 
 def packs(prompts: list[str], size: int) -> list[list[str]]:
