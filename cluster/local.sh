@@ -18,6 +18,7 @@ WORKER_CPUS="${WORKER_CPUS:-1}"
 WORKERS="${WORKERS:-2}"
 PORT="${PORT:-6390}"
 DASHBOARD_PORT="${DASHBOARD_PORT:-8265}"
+AGENT_PORT="${AGENT_PORT:-52365}"  # worker i listens on AGENT_PORT + i (one machine, one port each)
 
 case "${1:-}" in
   start)
@@ -25,10 +26,11 @@ case "${1:-}" in
     export RAY_AUTH_MODE="${RAY_AUTH_MODE:-disabled}"
     "$RAY" start --head --node-ip-address 127.0.0.1 --port "$PORT" --num-cpus "$HEAD_CPUS" \
       --include-dashboard true --dashboard-host 127.0.0.1 --dashboard-port "$DASHBOARD_PORT" \
-      --temp-dir "$ROOT/head" --disable-usage-stats
+      --temp-dir "$ROOT/head" --disable-usage-stats --dashboard-agent-listen-port "$AGENT_PORT"
     for i in $(seq 1 "$WORKERS"); do
       "$RAY" start --address "127.0.0.1:$PORT" --node-ip-address 127.0.0.1 --num-cpus "$WORKER_CPUS" \
-        --resources "{\"worker$i\": 1}" --temp-dir "$ROOT/worker$i" --disable-usage-stats
+        --resources "{\"worker$i\": 1}" --temp-dir "$ROOT/worker$i" --disable-usage-stats \
+        --dashboard-agent-listen-port "$((AGENT_PORT + i))"
     done
     echo "dashboard and job API: http://127.0.0.1:$DASHBOARD_PORT (export RAY_ADDRESS=http://127.0.0.1:$DASHBOARD_PORT)"
     ;;

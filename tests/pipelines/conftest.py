@@ -33,15 +33,23 @@ def loopback_cluster(s3_server):
 
     from ray.cluster_utils import Cluster
 
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dashboard_port = s.getsockname()[1]
+    dashboard_port = free_port()
+    # Every node's dashboard agent on its own free port: the default (52365) may still be held
+    # by a Ray that another test module just shut down, and a head whose agent cannot bind
+    # answers `ray job submit` with "No available agent to submit job".
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+        "dashboard_agent_listen_port": free_port(),
     })
     for i in range(2):
-        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, runtime_env_dir_name=f"runtime_resources_worker{i}")
+        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, runtime_env_dir_name=f"runtime_resources_worker{i}",
+                         dashboard_agent_listen_port=free_port())
     cluster.wait_for_nodes()
     try:
         yield f"http://127.0.0.1:{dashboard_port}"

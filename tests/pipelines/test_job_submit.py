@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -19,8 +20,14 @@ def submit(address: str, *entrypoint: str) -> str:
     """`ray job submit` and wait; returns the job's output, fails the test with it otherwise."""
     env = dict(os.environ, RAY_ADDRESS=address, RAY_AUTH_MODE="disabled")
     ray_cli = str(Path(sys.executable).with_name("ray"))
-    done = subprocess.run([ray_cli, "job", "submit", "--working-dir", ".", "--", sys.executable, *entrypoint],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    deadline = time.time() + 120
+    while True:
+        done = subprocess.run([ray_cli, "job", "submit", "--working-dir", ".", "--", sys.executable, *entrypoint],
+                              cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        # a freshly started head's job API answers before its dashboard agent registers
+        if "No available agent to submit job" not in done.stdout + done.stderr or time.time() > deadline:
+            break
+        time.sleep(3)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return done.stdout
 
