@@ -54,7 +54,7 @@ class DistillConfig:
     latent_weight: float = 0.0
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
-    max_batch: int = 512
+    max_batch: int | None = None  # rows per teacher call; None: sdd.guidance.resolve_max_batch
 
     def __post_init__(self):
         if not self.prompts:

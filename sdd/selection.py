@@ -28,7 +28,7 @@ def noise_seed(seed: int, draw: int, image_id: int) -> int:
 
 def sweep_gradients(
     teacher: Teacher, images: torch.Tensor, prompt: str, timesteps: list[int], *, image_ids: list[int],
-    draws: int, guidance_scale: float, weighting: str = "sds", seed: int = 0, max_batch: int = 512,
+    draws: int, guidance_scale: float, weighting: str = "sds", seed: int = 0, max_batch: int | None = None,
 ) -> torch.Tensor:
     """Image-space SDS gradients [draws, B, T, 3, H, W]."""
     cond = teacher.embed([prompt])
@@ -44,7 +44,7 @@ def sweep_gradients(
 
 def indicator_sweep(
     teacher: Teacher, images: torch.Tensor, prompt: str, timesteps: list[int], *, image_ids: list[int] | None = None,
-    draws: int = 4, guidance_scale: float = 3.0, weighting: str = "sds", seed: int = 0, max_batch: int = 512,
+    draws: int = 4, guidance_scale: float = 3.0, weighting: str = "sds", seed: int = 0, max_batch: int | None = None,
 ) -> pd.DataFrame:
     """One row per (image, t): prompt, t, image_id, every indicator and the gradient norm."""
     ids = list(image_ids) if image_ids is not None else list(range(images.shape[0]))
