@@ -109,7 +109,6 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--big-rows", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--repeats", type=int, default=5, dest="repeats")
     args = p.parse_args()
     setup(args)
     manipulators = args.manipulators.split(",")

@@ -27,7 +27,7 @@ from sdd.teachers import load_teacher  # noqa: E402
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--images", type=int, default=16)
-    p.add_argument("--max-batch", type=int, default=512)
+    p.add_argument("--max-batch", type=int, default=None, help="rows per teacher call (default: sdd.guidance.resolve_max_batch)")
     args = p.parse_args()
     setup(args)
     teacher = load_teacher(None, device=torch.device(args.device))
