@@ -28,16 +28,18 @@ def job_config(args) -> JobConfig:
     return absolute_local_paths(config)
 
 
+def absolute(url: str | None) -> str | None:
+    """A local path made absolute against the driver's directory; URLs (and the embedded
+    ``shapes`` default) as they are."""
+    if url is None or "://" in url or url == "shapes" or os.path.isabs(url):
+        return url
+    return os.path.abspath(url)
+
+
 def absolute_local_paths(config: JobConfig) -> JobConfig:
     """Local run/storage/teacher/source paths made absolute against the driver's directory:
     Ray Train workers run in a per-run working directory, so a relative path there would
     silently point somewhere else."""
-
-    def absolute(url: str | None) -> str | None:
-        if url is None or "://" in url or url == "shapes" or os.path.isabs(url):
-            return url
-        return os.path.abspath(url)
-
     return config.model_copy(update={
         "run_dir": absolute(config.run_dir), "storage_path": absolute(config.storage_path),
         "teacher": absolute(config.teacher), "sources": absolute(config.sources),

@@ -14,11 +14,10 @@ Re-running with the same ``--out`` reuses what is done (the registry, the writte
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 
-from pipelines.common import connect, log
+from pipelines.common import absolute, connect, log
 
 DATA_SEED = 20_000  # disjoint from training (seed 0..) and evaluation (10_000) draws
 
@@ -58,11 +57,6 @@ def main(argv: list[str] | None = None) -> None:
     log(f"manifest counts: {manifest['counts']}")
     log(f"demo finished in {finished - started:.0f}s (distill_all {distilled - started:.0f}s, "
         f"augment {finished - distilled:.0f}s); before/after grid: {config.run_dir}/plots/before_after.png")
-
-
-def absolute(url: str) -> str:
-    """Local paths made absolute (Ray workers run elsewhere); URLs as they are."""
-    return url if "://" in url else os.path.abspath(url)
 
 
 if __name__ == "__main__":
