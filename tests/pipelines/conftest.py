@@ -20,34 +20,38 @@ def local_ray(s3_server):
 
 @pytest.fixture(scope="module")
 def loopback_cluster(s3_server):
-    """A multi-node Ray cluster on 127.0.0.1 started with `cluster/local.sh` (what developers
-    use): `ray start --head` plus two `ray start --address` worker nodes, each a separate raylet
-    with its own CPUs, --temp-dir and dashboard-agent port (see local.sh for why). Yields the
-    dashboard URL for `ray job submit`. Stopped with `ray stop`, which stops every Ray process
-    on the machine: other test modules' local Rays are module-scoped and already shut down."""
-    import shutil
+    """A multi-node Ray cluster on 127.0.0.1: a head (with the dashboard, for `ray job submit`)
+    and two worker nodes with their own CPUs, each a separate raylet. Yields the dashboard URL.
+    Ray's own Cluster helper stops exactly these processes (``ray stop`` would kill every
+    Ray process on the machine, the session's local Ray included).
+
+    Each worker node gets its own runtime-env directory, as separate machines have separate
+    disks: sharing one, a node that unpacks the job's working_dir for the first time replaces
+    the directory the driver runs in (Ray unpacks with overwrite), and the driver's cwd is
+    gone mid-job (FileNotFoundError from os.getcwd in Tune)."""
     import socket
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
+
+    from ray.cluster_utils import Cluster
 
     def free_port() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
 
-    script = Path(__file__).resolve().parents[2] / "cluster" / "local.sh"
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     dashboard_port = free_port()
-    root = tempfile.mkdtemp(prefix="sddray", dir="/tmp")
-    env = dict(os.environ, RAY=str(Path(sys.executable).with_name("ray")), RAY_AUTH_MODE="disabled",
-               SDD_LOCAL_CLUSTER_DIR=root,  # short: Ray's socket paths must stay under 108 bytes
-               PORT=str(free_port()), DASHBOARD_PORT=str(dashboard_port), AGENT_PORT=str(free_port()))
-    env.pop("RAY_ADDRESS", None)
-    started = subprocess.run(["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=300)
+    # Every node's dashboard agent on its own free port: the default (52365) may still be held
+    # by a Ray that another test module just shut down, and a head whose agent cannot bind
+    # answers `ray job submit` with "No available agent to submit job".
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
+        "dashboard_agent_listen_port": free_port(),
+    })
+    for i in range(2):
+        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, runtime_env_dir_name=f"runtime_resources_worker{i}",
+                         dashboard_agent_listen_port=free_port())
+    cluster.wait_for_nodes()
     try:
-        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
         yield f"http://127.0.0.1:{dashboard_port}"
     finally:
-        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.shutdown()
