@@ -33,7 +33,7 @@ import ray
 from pydantic import Field, ValidationError, field_validator
 
 from pipelines.common import connect, log
-from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest
+from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest, trained_image_size
 from sdd.augment import decode_rows, edit_rows, encode_rows, split_rows
 from sdd.config import ConfigError, Strict, TaskResources, format_validation_error
 from sdd.io.parquet_images import write_table
@@ -190,7 +190,7 @@ def augment(config: AugmentConfig) -> dict:
     files = input_files(config.input)
     schema, counts = inspect_inputs(files, config.image_column)
     has_id = config.id_column in schema.names
-    size = config.image_size or _teacher_size(manifests)
+    size = config.image_size or trained_image_size(manifests)
     use_judge = config.judge if config.judge is not None else all(
         str(m.get("teacher_id", "")).startswith("shapes-teacher@") for m in manifests)
 
@@ -248,13 +248,6 @@ def fit_actor_cpus(requested: float, concurrency: int, cluster_cpus: float) -> f
 
 def _ray_path(url: str, pa_fs) -> str:
     return url[len("s3://"):] if pa_fs is not None and url.startswith("s3://") else url
-
-
-def _teacher_size(manifests: list[dict]) -> int:
-    sizes = {m.get("image_size") for m in manifests} - {None}
-    if len(sizes) > 1:
-        raise ValueError(f"manipulators were trained at different sizes {sorted(sizes)}; set image_size")
-    return sizes.pop() if sizes else 32
 
 
 def finalize(output: str) -> None:

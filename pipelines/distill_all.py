@@ -146,7 +146,7 @@ def distill_all(config: JobConfig) -> list[dict]:
         if failed:
             raise RuntimeError(f"{len(failed)} distillation trials failed: {[str(r.error)[:200] for r in failed]}")
     records = summary_records(config, run)
-    grid = write_before_after(config, run, load_run_teacher(config).image_size)
+    grid = write_before_after(config, run)
     if grid:
         log(f"before/after grid: {grid}")
     run.write_json({"records": records, "wall_seconds": round(time.time() - started, 1)}, "run.json")

@@ -122,6 +122,15 @@ def load_manipulator(url: str, device: str | torch.device = "cpu") -> Artifact:
     return Artifact(manipulator.to(device).eval().requires_grad_(False), manifest)
 
 
+def trained_image_size(manifests: list[dict], default: int = 32) -> int:
+    """The image size a set of manipulators was trained at (manifest ``image_size``);
+    mixed sizes are an error, since one batch of sources feeds them all."""
+    sizes = {m.get("image_size") for m in manifests} - {None}
+    if len(sizes) > 1:
+        raise ValueError(f"manipulators were trained at different sizes {sorted(sizes)}; set image_size")
+    return sizes.pop() if sizes else default
+
+
 class Registry:
     """The manipulators under ``<root>/manipulators/``: list, locate, save, load."""
 

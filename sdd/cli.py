@@ -194,7 +194,7 @@ def cmd_distill(args) -> None:
     records = [summary[p] for p in config.prompts if p in summary]
     run.write_json(records, "summary.json")
     print_summary(records)
-    grid = write_before_after(config, run, teacher.image_size)
+    grid = write_before_after(config, run)
     if grid:
         print(f"before/after grid: {grid}")
 

@@ -71,10 +71,13 @@ class RunDir:
             return pd.DataFrame()
         return pq.read_table(io.BytesIO(self.read_bytes("indicator_scores.parquet"))).to_pandas()
 
-    def write_scores(self, scores: pd.DataFrame) -> None:
+    def write_table(self, table: pa.Table, *parts: str) -> None:
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(scores, preserve_index=False), buf)
-        self.write_bytes(buf.getvalue(), "indicator_scores.parquet")
+        pq.write_table(table, buf)
+        self.write_bytes(buf.getvalue(), *parts)
+
+    def write_scores(self, scores: pd.DataFrame) -> None:
+        self.write_table(pa.Table.from_pandas(scores, preserve_index=False), "indicator_scores.parquet")
 
     def selected(self) -> dict:
         return self.read_json("selected_timesteps.json", default={})
@@ -192,35 +195,27 @@ def save_pack(config: JobConfig, run: RunDir, teacher: Teacher, distiller: Disti
             extra={"timestep_policy": distiller.config.timestep_policy, "image_size": teacher.image_size,
                    "distill": distiller.config_dict()},
         )
-        run.write_bytes(history_parquet(distiller.history, prompt), "history", f"{manifest['slug']}.parquet")
+        run.write_table(history_table(distiller.history, prompt), "history", f"{manifest['slug']}.parquet")
         records.append({"prompt": prompt, "slug": manifest["slug"], "timesteps": timesteps, **metrics})
     return records
 
 
-def history_parquet(history: list[dict], prompt: str) -> bytes:
-    """One prompt's training curve (step, guidance norm, fidelity L2, mean t) as Parquet bytes:
-    what the distillation notebook plots. A resumed run holds the steps since its resume."""
-    import io
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({
+def history_table(history: list[dict], prompt: str) -> pa.Table:
+    """One prompt's training curve (step, guidance norm, fidelity L2, mean t): what the
+    distillation notebook plots. A resumed run holds the steps since its resume."""
+    return pa.table({
         "step": [h["step"] for h in history],
         "grad_norm": [h["grad_norm"][prompt] for h in history],
         "fidelity_l2": [h["fidelity_l2"][prompt] for h in history],
         "mean_t": [h["mean_t"] for h in history],
     })
-    buf = io.BytesIO()
-    pq.write_table(table, buf)
-    return buf.getvalue()
 
 
 def packs(prompts: list[str], size: int) -> list[list[str]]:
     return [prompts[i : i + size] for i in range(0, len(prompts), size)]
 
 
-def write_before_after(config: JobConfig, run: RunDir, image_size: int, n: int = 12) -> str | None:
+def write_before_after(config: JobConfig, run: RunDir, n: int = 12) -> str | None:
     """``plots/before_after.png``: the same ``n`` source images edited by every manipulator
     in the run's registry (one row each), for a look at what the numbers mean."""
     from sdd.io.images import from_tensor_range
@@ -229,7 +224,9 @@ def write_before_after(config: JobConfig, run: RunDir, image_size: int, n: int =
     manifests = [m for m in run.registry.list() if m["prompt"] in config.prompts]
     if not manifests:
         return None
-    x = make_sources(config.sources, image_size, config.image_column)(np.random.default_rng(config.eval.seed), n)
+    from sdd.artifacts import trained_image_size
+
+    x = make_sources(config.sources, trained_image_size(manifests), config.image_column)(np.random.default_rng(config.eval.seed), n)
     rows = {}
     with torch.no_grad():
         for m in manifests:
