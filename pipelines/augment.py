@@ -34,10 +34,11 @@ from pydantic import Field, ValidationError, field_validator
 
 from pipelines.common import connect, log
 from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest, trained_image_size
-from sdd.augment import decode_rows, edit_rows, encode_rows, split_rows
+from sdd.augment import SOURCE_ID, decode_rows, edit_rows, encode_rows, split_rows
 from sdd.config import ConfigError, Strict, TaskResources, format_validation_error
 from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem, join, write_bytes_atomic
+from sdd.preflight import check_reachable
 
 STAGING, CHECKPOINT = "_staging", "_checkpoint"
 ROW_HASH = "row_hash"
@@ -112,8 +113,9 @@ def input_files(url: str) -> list[str]:
     return [f if "://" in f or not url.startswith("s3://") else f"s3://{f}" for f in files]
 
 
-def inspect_inputs(files: list[str], image_column: str) -> tuple[pa.Schema, dict[str, int]]:
-    """Read every footer (cheap): a corrupt file or a missing image column is named here."""
+def inspect_inputs(files: list[str], image_column: str, id_column: str = "id") -> tuple[pa.Schema, dict[str, int]]:
+    """Read every footer (cheap): a corrupt file, a missing image column or a column of a type
+    the job cannot read is named here, with its file, before any Ray work."""
     schema, counts = None, {}
     for f in files:
         fs, path = filesystem(f)
@@ -125,9 +127,45 @@ def inspect_inputs(files: list[str], image_column: str) -> tuple[pa.Schema, dict
             raise ValueError(f"input file {f} is not a readable Parquet file: {exc}") from None
         if image_column not in file_schema.names:
             raise ValueError(f"input file {f} has no image column {image_column!r}; columns: {file_schema.names}")
+        image_type = file_schema.field(image_column).type
+        if not readable_image_type(image_type):
+            raise ValueError(f"input file {f}: image column {image_column!r} has type {image_type}; expected an "
+                             "HF image struct<bytes, path>, binary (encoded image) or string (path/URL)")
+        if id_column in file_schema.names:
+            id_type = file_schema.field(id_column).type
+            if not (pa.types.is_integer(id_type) or pa.types.is_string(id_type) or pa.types.is_large_string(id_type)):
+                raise ValueError(f"input file {f}: id column {id_column!r} has type {id_type}; expected integers "
+                                 "or strings")
+        if schema is not None and file_schema.field(image_column).type != schema.field(image_column).type:
+            raise ValueError(f"input file {f}: image column type {image_type} differs from the first file's "
+                             f"{schema.field(image_column).type}")
         counts[f] = meta.num_rows
         schema = schema or file_schema
+    if id_column in schema.names:
+        check_unique_ids(files, id_column)
     return schema, counts
+
+
+def check_unique_ids(files: list[str], id_column: str) -> None:
+    """Ids key the checkpoint and the lineage: a duplicate would make two rows one."""
+    seen, dupes = set(), []
+    for f in files:
+        fs, path = filesystem(f)
+        with fs.open(path, "rb") as fh:
+            ids = pq.ParquetFile(io.BytesIO(fh.read())).read(columns=[id_column]).column(0).to_pylist()
+        for i in ids:
+            if i in seen or i is None:
+                dupes.append((i, f))
+            seen.add(i)
+    if dupes:
+        shown = ", ".join(f"{i!r} in {f}" for i, f in dupes[:5])
+        raise ValueError(f"id column {id_column!r} must hold unique, non-null ids; {len(dupes)} do not: {shown}")
+
+
+def readable_image_type(t: pa.DataType) -> bool:
+    if pa.types.is_struct(t):
+        return t.get_field_index("bytes") >= 0 or t.get_field_index("path") >= 0
+    return pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def row_positions(paths: list[str], row_hashes, offsets: dict[str, int]) -> list[int]:
@@ -188,7 +226,10 @@ def augment(config: AugmentConfig) -> dict:
     artifacts = resolve_manipulators(config.manipulators)
     manifests = [read_manifest(u) for u in artifacts]
     files = input_files(config.input)
-    schema, counts = inspect_inputs(files, config.image_column)
+    schema, counts = inspect_inputs(files, config.image_column, config.id_column)
+    if not sum(counts.values()):
+        log(f"augment: {config.input} has no rows; nothing to edit")
+        return write_manifest(config, artifacts, manifests, 0, time.time() - started)
     has_id = config.id_column in schema.names
     size = config.image_size or trained_image_size(manifests)
     use_judge = config.judge if config.judge is not None else all(
@@ -251,50 +292,100 @@ def _ray_path(url: str, pa_fs) -> str:
 
 
 def finalize(output: str) -> None:
-    """Split each staged file into data/ and rejects/ (atomic writes), then drop it."""
+    """Split each staged file into data/ and rejects/ (atomic writes), then drop it.
+
+    Execution is at least once (Ray retries tasks of dead workers and nodes; a re-run after a
+    failure redoes rows whose checkpoint was not yet written), so the output is made exactly
+    once here: a row whose key (source id, manipulator) is already written is dropped. A staged
+    file that cannot be read is what a write killed mid-way leaves; its rows were not
+    checkpointed, so the retry or re-run wrote them again. It is moved aside, never read."""
     fs, path = filesystem(join(output, STAGING))
     if not fs.exists(path):
         return
+    seen = written_keys(output)
     for f in sorted(x for x in fs.find(path) if x.endswith(".parquet")):
-        with fs.open(f, "rb") as fh:
-            table = pq.read_table(io.BytesIO(fh.read()))
+        name = f.rsplit("/", 1)[-1]
+        try:
+            with fs.open(f, "rb") as fh:
+                table = pq.read_table(io.BytesIO(fh.read()))
+        except Exception as exc:  # noqa: BLE001 -- any unreadable file is a torn write
+            log(f"staged file {name} is unreadable ({exc}); moved to {QUARANTINE}/")
+            quarantine = filesystem(join(output, QUARANTINE))[1]
+            fs.makedirs(quarantine, exist_ok=True)
+            fs.mv(f, f"{quarantine}/{name}")
+            continue
         if ROW_HASH in table.column_names:  # Ray's checkpoint id for inputs without one; source_id says it all
             table = table.drop_columns([ROW_HASH])
+        table, dropped = drop_written(table, seen)
         data, rejects = split_rows(table)
-        name = f.rsplit("/", 1)[-1]
         if data.num_rows:
             write_table(data, join(output, "data", name))
         if rejects.num_rows:
             write_table(rejects, join(output, "rejects", name))
-        log(f"wrote {name}: {data.num_rows} edited rows, {rejects.num_rows} rejects")
+        log(f"wrote {name}: {data.num_rows} edited rows, {rejects.num_rows} rejects"
+            + (f", {dropped} duplicate rows of a retried write dropped" if dropped else ""))
         fs.rm(f)
 
 
-def count_rows(url: str) -> tuple[int, set]:
+QUARANTINE = "_quarantine"
+
+
+def row_keys(table: pa.Table) -> list[tuple]:
+    """(source id, manipulator id or None for a reject): what must appear exactly once."""
+    ids = table.column(SOURCE_ID).to_pylist()
+    if "manipulator_id" in table.column_names:
+        return list(zip(ids, table.column("manipulator_id").to_pylist()))
+    return [(i, None) for i in ids]
+
+
+def written_keys(output: str) -> set[tuple]:
+    keys = set()
+    for part in ("data", "rejects"):
+        for table in read_column_files(join(output, part), ["source_id", "manipulator_id"]):
+            keys.update(row_keys(table))
+    return keys
+
+
+def drop_written(table: pa.Table, seen: set[tuple]) -> tuple[pa.Table, int]:
+    """Rows whose key is new (also within the table); ``seen`` is updated."""
+    keep = []
+    for key in row_keys(table):
+        fresh = key not in seen
+        keep.append(fresh)
+        seen.add(key)
+    dropped = keep.count(False)
+    return (table.filter(pa.array(keep)) if dropped else table), dropped
+
+
+def read_column_files(url: str, columns: list[str]):
+    """Each Parquet file under ``url``, only the named columns that it has."""
     fs, path = filesystem(url)
     if not fs.exists(path):
-        return 0, set()
-    total, ids = 0, set()
-    for f in fs.find(path):
+        return
+    for f in sorted(fs.find(path)):
         if f.endswith(".parquet"):
             with fs.open(f, "rb") as fh:
-                t = pq.read_table(io.BytesIO(fh.read()), columns=["source_id"])
-            total += t.num_rows
-            ids.update(t.column("source_id").to_pylist())
-    return total, ids
+                pf = pq.ParquetFile(io.BytesIO(fh.read()))
+                yield pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
 
 
 def write_manifest(config: AugmentConfig, artifacts: list[str], manifests: list[dict], n_input: int, seconds: float) -> dict:
+    """Counts, and the exactly-once check: every input id in data/ (once per manipulator) or in
+    rejects/ (once), never both; the job fails loudly if not."""
     edits = len(artifacts)
-    out_rows, out_ids = count_rows(join(config.output, "data"))
-    rej_rows, rej_ids = count_rows(join(config.output, "rejects"))
-    consistent = n_input == out_rows / edits + rej_rows and not (out_ids & rej_ids)
+    data_keys = [k for t in read_column_files(join(config.output, "data"), [SOURCE_ID, "manipulator_id"])
+                 for k in row_keys(t)]
+    reject_ids = [k[0] for t in read_column_files(join(config.output, "rejects"), [SOURCE_ID]) for k in row_keys(t)]
+    out_ids, rej_ids = {k[0] for k in data_keys}, set(reject_ids)
+    consistent = (len(data_keys) == len(set(data_keys)) == edits * len(out_ids)
+                  and len(reject_ids) == len(rej_ids) and not (out_ids & rej_ids)
+                  and len(out_ids) + len(rej_ids) == n_input)
     manifest = {
         "input": config.input, "output": config.output,
         "manipulators": [{"url": u, "prompt": m["prompt"], "id": f"{m['slug']}@{m['weights_sha256'][:12]}"}
                          for u, m in zip(artifacts, manifests)],
-        "counts": {"input_rows": n_input, "output_rows": out_rows, "edits_per_row": edits,
-                   "rejected_rows": rej_rows, "consistent": consistent},
+        "counts": {"input_rows": n_input, "output_rows": len(data_keys), "edits_per_row": edits,
+                   "rejected_rows": len(reject_ids), "consistent": consistent},
         "format": config.format, "wall_seconds": round(seconds, 1),
     }
     import json
@@ -319,8 +410,11 @@ def main(argv: list[str] | None = None) -> None:
             args.config, input=args.input, output=args.output, format=args.format,
             manipulators=args.manipulators.split(",") if args.manipulators else None,
         )
+        for url, what in [(config.input, "input"), (config.output, "output"),
+                          *((m, "manipulator") for m in config.manipulators)]:
+            check_reachable(url, what)
         resolve_manipulators(config.manipulators)
-        inspect_inputs(input_files(config.input), config.image_column)
+        inspect_inputs(input_files(config.input), config.image_column, config.id_column)
     except (ConfigError, ArtifactError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

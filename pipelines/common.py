@@ -20,12 +20,15 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 def job_config(args) -> JobConfig:
     """Load and validate, or exit with the message: nothing has touched Ray yet."""
+    from sdd.preflight import check_job
+
     try:
-        config = load_config(args.config, run_dir=args.run_dir, prompts=args.prompt or None)
+        config = absolute_local_paths(load_config(args.config, run_dir=args.run_dir, prompts=args.prompt or None))
+        check_job(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    return absolute_local_paths(config)
+    return config
 
 
 def absolute(url: str | None) -> str | None:

@@ -8,7 +8,7 @@
     sdd distill [--config C] [--prompt P ...] [--run-dir D]     one manipulator per prompt
     sdd eval --manipulator DIR [--sdedit 0.3,0.5]               edit quality (+ SDEdit baseline)
     sdd edit --manipulator DIR --input URL --out URL            apply a manipulator to a Parquet dataset
-    sdd demo --out runs/demo
+    sdd samples --out runs/samples                              a shapes dataset + teacher samples per prompt
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def cmd_judge_eval(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    """Until the Ray jobs land: a shapes dataset, teacher samples per edit prompt, one grid."""
+    """A quick look without Ray: a shapes dataset, teacher samples per edit prompt, one grid
+    (`make demo` runs the Ray jobs: pipelines/demo.py)."""
     from sdd.domains.shapes import spec
     from sdd.domains.shapes.captions import caption
     from sdd.domains.shapes.dataset import write_shapes_dataset
@@ -156,6 +157,9 @@ def job_config(args):
         data = config.model_dump()
         data["distill"].update(distill)
         config = parse_config(data, "command line")
+    from sdd.preflight import check_job
+
+    check_job(config)
     return config
 
 
@@ -383,8 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     std.add_argument("--steps", type=int, default=None, help="override distill.steps")
     std.set_defaults(func=cmd_study, timestep_policy=None)
 
-    demo = sub.add_parser("demo", help="the embedded default end to end (what `make demo` runs)")
-    demo.add_argument("--out", default="runs/demo")
+    demo = sub.add_parser("samples", help="a shapes dataset and teacher samples per prompt (no Ray)")
+    demo.add_argument("--out", default="runs/samples")
     demo.add_argument("--n", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=cmd_demo)

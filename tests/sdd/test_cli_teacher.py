@@ -1,4 +1,4 @@
-"""`sdd teacher sample` and `sdd demo` write what they promise."""
+"""`sdd teacher sample` and `sdd samples` write what they promise."""
 
 import datasets
 import numpy as np
@@ -27,5 +27,5 @@ def test_teacher_sample_rejects_words_outside_the_vocabulary(tmp_path, capsys):
 
 
 def test_demo_writes_a_dataset_and_a_grid(tmp_path):
-    main(["demo", "--out", str(tmp_path), "--n", "20"])
+    main(["samples", "--out", str(tmp_path), "--n", "20"])
     assert (tmp_path / "shapes.parquet").is_file() and (tmp_path / "teacher_samples.png").is_file()

@@ -1,0 +1,78 @@
+"""Checks that a job's storage and inputs are usable, run before any Ray work starts.
+
+A config can be valid YAML with valid types and still name a teacher directory that does
+not exist or an S3 endpoint that does not answer. Found on a cluster, such mistakes cost a
+cluster start and surface as a traceback from a worker; found here, they are one line.
+Every check is cheap: a TCP connect, an ``exists``, a file listing.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+from sdd.config import ConfigError, JobConfig
+from sdd.io.storage import filesystem, join
+
+CONNECT_TIMEOUT_S = 5.0
+
+
+def s3_endpoint() -> str:
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or "https://s3.amazonaws.com"
+
+
+def check_reachable(url: str, what: str) -> None:
+    """An ``s3://`` URL's endpoint answers a TCP connect; its bucket exists. Without this,
+    botocore retries a dead endpoint for minutes before the first error."""
+    if not url.startswith("s3://"):
+        return
+    endpoint = urlparse(s3_endpoint())
+    host = endpoint.hostname or ""
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(f"{what} {url}: the S3 endpoint {s3_endpoint()} is unreachable ({exc}); "
+                          "check AWS_ENDPOINT_URL and the network") from None
+    bucket = url[len("s3://"):].split("/", 1)[0]
+    fs, _ = filesystem(url)
+    try:
+        fs.ls(bucket, refresh=True)
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {url}: bucket {bucket!r} does not exist at {s3_endpoint()}") from None
+    except PermissionError as exc:
+        raise ConfigError(f"{what} {url}: access to bucket {bucket!r} denied ({type(exc).__name__})") from None
+
+
+def check_teacher(url: str) -> None:
+    if url == "shapes":
+        return
+    check_reachable(url, "teacher")
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        raise ConfigError(f"teacher checkpoint directory {url} does not exist")
+    if fs.exists(join(path, "model_index.json")):
+        return
+    if fs.exists(join(path, "config.json")) and fs.exists(join(path, "model.safetensors")):
+        return
+    raise ConfigError(f"teacher {url} is neither a diffusers checkpoint (model_index.json) nor a shapes "
+                      "teacher (config.json + model.safetensors)")
+
+
+def check_sources(url: str) -> None:
+    if url == "shapes":
+        return
+    check_reachable(url, "sources")
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        raise ConfigError(f"sources {url} do not exist")
+
+
+def check_job(config: JobConfig) -> None:
+    """Everything a select/distill job reads or writes, in the order a user would fix it."""
+    check_reachable(config.run_dir, "run_dir")
+    if config.storage_path:
+        check_reachable(config.storage_path, "storage_path")
+    check_teacher(config.teacher)
+    check_sources(config.sources)
