@@ -46,8 +46,13 @@ def decode_image(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
         raise ImageDecodeError("image has zero bytes")
     try:
         img = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:  # PIL's own ceiling, far above ours: still a bomb
+        raise ImageDecodeError(f"image is over the limit of {max_pixels} pixels (decompression bomb: {exc})") from exc
     except Exception as exc:  # PIL raises many types for bad data; the reason is what matters
-        raise ImageDecodeError(f"cannot decode image: not a recognised image format ({exc})") from exc
+        kind = sniff_format(data)
+        if kind:
+            raise ImageDecodeError(f"cannot decode image: a truncated or corrupt {kind} ({len(data)} bytes)") from exc
+        raise ImageDecodeError(f"cannot decode image: not a recognised image format (starts {data[:8]!r})") from exc
     with img:
         w, h = img.size
         if w * h > max_pixels:
@@ -60,6 +65,18 @@ def decode_image(data: bytes | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np
             raise
         except Exception as exc:
             raise ImageDecodeError(f"cannot decode image: {exc}") from exc
+
+
+SIGNATURES = {b"\x89PNG\r\n\x1a\n": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
+              b"MM\x00*": "TIFF"}
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format a file's magic bytes claim, for a reason that says "truncated PNG" rather
+    than "unknown format" when PIL cannot even read the header."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for magic, name in SIGNATURES.items() if data.startswith(magic)), None)
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
