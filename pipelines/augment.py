@@ -54,7 +54,8 @@ class AugmentConfig(Strict):
     format: str = "png"
     quality: int = Field(95, ge=1, le=100)
     max_pixels: int = Field(64_000_000, ge=1)
-    batch_size: int = Field(256, ge=1)
+    batch_size: int = Field(256, ge=1, description="rows per block and per edit call")
+    rows_per_file: int = Field(4096, ge=1, description="output rows gathered per staged Parquet file (and checkpoint)")
     concurrency: int = Field(1, ge=1, description="manipulator actors")
     resources: TaskResources = TaskResources()
     judge: bool | None = Field(None, description="add judge columns (default: when the shapes judge applies)")
@@ -251,6 +252,10 @@ def augment(config: AugmentConfig) -> dict:
         override_filesystem=pa_fs, delete_checkpoint_on_success=False,
     )
     ds = ray.data.read_parquet(read_paths, filesystem=pa_fs, include_paths=not has_id, include_row_hash=not has_id)
+    # Parquet reads bin-pack small files into one block (a 2,000-row dataset is one block):
+    # without this split, one task would decode, edit and encode everything, with no
+    # parallelism, no streaming and memory that grows with the input.
+    ds = ds.repartition(target_num_rows_per_block=config.batch_size)
     ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "has_id": has_id, "offsets": offsets, "size": size},
                         batch_format="pyarrow", batch_size=config.batch_size)
     actor_cpus = fit_actor_cpus(config.resources.num_cpus, config.concurrency, ray.cluster_resources().get("CPU", 0))
@@ -266,7 +271,7 @@ def augment(config: AugmentConfig) -> dict:
     ds = ds.map_batches(encode_rows, fn_kwargs={"size": size, "image_format": config.format, "quality": config.quality},
                         batch_format="pyarrow", batch_size=config.batch_size)
     staging = join(config.output, STAGING)
-    ds.write_parquet(_ray_path(staging, pa_fs), filesystem=pa_fs)
+    ds.write_parquet(_ray_path(staging, pa_fs), filesystem=pa_fs, min_rows_per_file=config.rows_per_file)
     finalize(config.output)
     manifest = write_manifest(config, artifacts, manifests, sum(counts.values()), time.time() - started)
     log(f"augment: {manifest['counts']} in {manifest['wall_seconds']}s -> {config.output}")

@@ -20,38 +20,23 @@ def local_ray(s3_server):
 
 @pytest.fixture(scope="module")
 def loopback_cluster(s3_server):
-    """A multi-node Ray cluster on 127.0.0.1: a head (with the dashboard, for `ray job submit`)
-    and two worker nodes with their own CPUs, each a separate raylet. Yields the dashboard URL.
-    Ray's own Cluster helper stops exactly these processes (``ray stop`` would kill every
-    Ray process on the machine, the session's local Ray included).
+    """A head and two 1-CPU worker nodes on 127.0.0.1 (tests/loopback.py), shared by a module."""
+    from loopback import LoopbackCluster
 
-    Each worker node gets its own runtime-env directory, as separate machines have separate
-    disks: sharing one, a node that unpacks the job's working_dir for the first time replaces
-    the directory the driver runs in (Ray unpacks with overwrite), and the driver's cwd is
-    gone mid-job (FileNotFoundError from os.getcwd in Tune)."""
-    import socket
-
-    from ray.cluster_utils import Cluster
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    dashboard_port = free_port()
-    # Every node's dashboard agent on its own free port: the default (52365) may still be held
-    # by a Ray that another test module just shut down, and a head whose agent cannot bind
-    # answers `ray job submit` with "No available agent to submit job".
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 1, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": dashboard_port,
-        "dashboard_agent_listen_port": free_port(),
-    })
-    for i in range(2):
-        cluster.add_node(num_cpus=1, resources={f"worker{i}": 1}, runtime_env_dir_name=f"runtime_resources_worker{i}",
-                         dashboard_agent_listen_port=free_port())
-    cluster.wait_for_nodes()
+    cluster = LoopbackCluster()
     try:
-        yield f"http://127.0.0.1:{dashboard_port}"
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def fault_cluster(s3_server):
+    """A fresh loopback cluster per test: fault tests kill its processes and stop its nodes."""
+    from loopback import LoopbackCluster
+
+    cluster = LoopbackCluster(checkout_on_path=True)
+    try:
+        yield cluster
     finally:
         cluster.shutdown()

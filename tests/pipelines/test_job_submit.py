@@ -43,12 +43,12 @@ def test_distill_all_then_augment_through_ray_job_submit(loopback_cluster, rando
                     "manipulator": {"width": 8, "depth": 1}},
         "eval": {"images": 10},
     }))
-    out = submit(loopback_cluster, "pipelines/distill_all.py", "--config", str(config))
+    out = submit(loopback_cluster.dashboard_url, "pipelines/distill_all.py", "--config", str(config))
     assert "distill_all finished" in out and "a blue object" in out
     assert [m["prompt"] for m in Registry(str(tmp_path / "run")).list()] == ["a blue object", "a red object"]
 
     pq.write_table(shapes_table(generate(16, seed=1)), tmp_path / "in.parquet")
-    out = submit(loopback_cluster, "pipelines/augment.py", "--input", str(tmp_path / "in.parquet"),
+    out = submit(loopback_cluster.dashboard_url, "pipelines/augment.py", "--input", str(tmp_path / "in.parquet"),
                  "--output", str(tmp_path / "aug"), "--manipulators", str(tmp_path / "run"))
     manifest = json.loads((tmp_path / "aug" / "manifest.json").read_text())
     assert manifest["counts"] == {"input_rows": 16, "output_rows": 32, "edits_per_row": 2, "rejected_rows": 0,
