@@ -401,6 +401,14 @@ def write_manifest(config: AugmentConfig, artifacts: list[str], manifests: list[
     return manifest
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The innermost cause in one line: Ray wraps a worker's exception in several layers."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:500]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=None, help="YAML augment config")
@@ -424,7 +432,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     connect(args.address)
-    manifest = augment(config)
+    try:
+        manifest = augment(config)
+    except Exception as exc:  # noqa: BLE001 -- the traceback is printed; the last line says what to do
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: augment failed: {failure_reason(exc)}; re-run the same command to resume: rows already "
+              f"written to {config.output} are kept and not redone", file=sys.stderr, flush=True)
+        sys.exit(1)
     print(manifest["counts"])
 
 

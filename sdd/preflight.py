@@ -43,6 +43,9 @@ def check_reachable(url: str, what: str) -> None:
         raise ConfigError(f"{what} {url}: bucket {bucket!r} does not exist at {s3_endpoint()}") from None
     except PermissionError as exc:
         raise ConfigError(f"{what} {url}: access to bucket {bucket!r} denied ({type(exc).__name__})") from None
+    except Exception as exc:  # noqa: BLE001 -- botocore/aiohttp raise many types; the message matters
+        raise ConfigError(f"{what} {url}: cannot list bucket {bucket!r} at {s3_endpoint()}: "
+                          f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
 def check_teacher(url: str) -> None:

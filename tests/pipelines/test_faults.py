@@ -130,3 +130,144 @@ def test_stopped_worker_node_loses_no_row(fault_cluster, augment_input, two_mani
     text = finish(driver, log)
     assert driver.returncode == 0, text[-4000:]
     assert_exactly_once(out, FILES * ROWS_PER_FILE, edits=2)
+
+
+def distill_config(tmp_path: Path, prompts: list[str], steps: int) -> Path:
+    """Real teacher (so the result has an evaluation), a fixed timestep (no selection sweep),
+    checkpoints often, packs of one run one after the other."""
+    path = tmp_path / "job.yaml"
+    path.write_text(json.dumps({
+        "run_dir": str(tmp_path / "run"), "prompts": prompts,
+        "distill": {"steps": steps, "batch_size": 16, "checkpoint_every": 10, "pack": 1, "max_concurrent_trials": 1,
+                    "timestep_policy": "fixed:300", "max_failures": 2},
+        "eval": {"images": 50},
+    }))
+    return path
+
+
+def checkpoints(run: Path, prompt: str) -> list[Path]:
+    from sdd.artifacts import slugify
+
+    return sorted((run / "ray").glob(f"distill-{slugify(prompt)}/checkpoint_*"))
+
+
+def uninterrupted_weights(config_path: Path, prompt: str) -> dict:
+    """The same training in this process, never interrupted: what a resume must reproduce
+    (every step's randomness derives from (seed, step), and checkpoints hold the optimizer)."""
+    from sdd.config import load_config
+    from sdd.runs import load_run_teacher, make_distiller
+
+    config = load_config(str(config_path))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the Train worker (1 CPU): same reduction order
+    try:
+        distiller = make_distiller(config, load_run_teacher(config), [prompt], {})
+        distiller.run(progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    return distiller.manipulators[0].state_dict()
+
+
+def assert_same_weights(artifact_url: str, expected: dict) -> None:
+    from sdd.artifacts import load_manipulator
+
+    loaded = load_manipulator(artifact_url).manipulator.state_dict()  # verifies the SHA-256
+    assert loaded.keys() == expected.keys()
+    for k in expected:
+        assert torch.allclose(loaded[k], expected[k], atol=1e-6), k
+
+
+def test_killed_train_worker_restores_from_its_checkpoint(fault_cluster, tmp_path):
+    from sdd.artifacts import Registry
+
+    prompt = "a green object"
+    config = distill_config(tmp_path, [prompt], steps=40)
+    log = tmp_path / "driver.log"
+    driver = start_driver("distill_all", "--config", str(config), "--address", fault_cluster.address, log=log)
+    # A checkpoint directory appears before the controller has registered the report; the one
+    # before the newest is registered for sure.
+    wait_for(lambda: len(checkpoints(tmp_path / "run", prompt)) >= 2, 300, "two checkpoints", proc=driver)
+    fault_cluster.kill("RayTrainWorker")
+    text = finish(driver, log)
+    assert driver.returncode == 0, text[-4000:]
+    assert f"{prompt}']: resumed from step" in text, text[-4000:]
+    (artifact,) = Registry(str(tmp_path / "run")).list()
+    assert artifact["metrics"]["steps"] == 40
+    assert 0 <= artifact["metrics"]["evaluation"]["editability"] <= 1
+    assert_same_weights(artifact["url"], uninterrupted_weights(config, prompt))
+
+
+def test_killed_driver_rerun_skips_finished_prompts_and_resumes_the_interrupted_one(fault_cluster, tmp_path):
+    from sdd.artifacts import Registry
+
+    first, second = "a red object", "a blue object"
+    config = distill_config(tmp_path, [first, second], steps=40)
+    args = ["--config", str(config), "--address", fault_cluster.address]
+    log = tmp_path / "driver.log"
+    driver = start_driver("distill_all", *args, log=log)
+    wait_for(lambda: len(checkpoints(tmp_path / "run", second)) >= 2, 600, "two checkpoints of the second prompt",
+             proc=driver)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    registry = Registry(str(tmp_path / "run"))
+    assert [m["prompt"] for m in registry.list()] == [first], "killed while the second prompt trained"
+    finished = registry.list()[0]["weights_sha256"]
+
+    log2 = tmp_path / "rerun.log"
+    rerun = start_driver("distill_all", *args, log=log2)
+    text = finish(rerun, log2)
+    assert rerun.returncode == 0, text[-4000:]
+    assert f"{first!r}: already in the registry, skipped" in text
+    assert f"{second}']: resumed from step" in text and f"{first}']: resumed" not in text
+    by_prompt = {m["prompt"]: m for m in registry.list()}
+    assert by_prompt[first]["weights_sha256"] == finished
+    assert_same_weights(by_prompt[second]["url"], uninterrupted_weights(config, second))
+
+
+def test_s3_outage_during_writes_then_a_rerun_completes_without_duplicates(fault_cluster, augment_input,
+                                                                           two_manipulators, s3_bucket, s3_server,
+                                                                           tmp_path):
+    """Input, manipulators and output on S3 behind a proxy that is cut mid-write for ten
+    seconds: the job either rides it out (Ray Data retries S3 writes) or fails with a clear
+    error; a re-run then completes, and every id is in the output exactly once."""
+    import time
+    from urllib.parse import urlparse
+
+    from sdd.io.storage import filesystem
+    from tcp_proxy import TcpProxy
+
+    fs, _ = filesystem(s3_bucket)
+    bucket = s3_bucket[len("s3://"):]
+    fs.put(str(augment_input), f"{bucket}/in", recursive=True)
+    fs.put(str(Path(two_manipulators.split(",")[0]).parent), f"{bucket}/registry/manipulators", recursive=True)
+    proxy = TcpProxy(urlparse(s3_server).port)
+    out = f"{s3_bucket}/out"
+    args = ["--address", fault_cluster.address, "--input", f"{s3_bucket}/in", "--output", out,
+            "--manipulators", f"{s3_bucket}/registry", "--config", str(small_batches(tmp_path))]
+    env = {"AWS_ENDPOINT_URL": proxy.endpoint}
+
+    def staged() -> int:
+        fs.invalidate_cache()
+        return len(fs.glob(f"{bucket}/out/_staging/*.parquet"))
+
+    log = tmp_path / "driver.log"
+    driver = start_driver("augment", *args, log=log, env=env)
+    wait_for(lambda: staged() >= 2, 300, "the first written blocks", proc=driver)
+    proxy.cut()
+    time.sleep(10)
+    proxy.restore()
+    assert proxy.refused > 0, "the outage must be felt: S3 requests were attempted while it lasted"
+    text = finish(driver, log)
+    runs = 1
+    if driver.returncode != 0:
+        last = text.strip().splitlines()[-1]
+        assert last.startswith("error: augment failed:") and "re-run" in last, text[-3000:]
+        rerun_log = tmp_path / "rerun.log"
+        rerun = start_driver("augment", *args, log=rerun_log, env=env)
+        text = finish(rerun, rerun_log)
+        assert rerun.returncode == 0, text[-4000:]
+        runs = 2
+    local = tmp_path / "back"
+    fs.get(f"{bucket}/out", str(local), recursive=True)
+    assert_exactly_once(local, FILES * ROWS_PER_FILE, edits=2)
+    print(f"S3 outage: {proxy.refused} connections refused, finished after {runs} run(s)")
