@@ -113,6 +113,23 @@ def distill_trial(trial_config: dict) -> None:
     trainer.fit()
 
 
+CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+
+def keep_credentials_out_of_trial_runtime_envs() -> None:
+    """Ray Tune copies the driver's AWS credentials into every trial actor's ``runtime_env``
+    env_vars, and Ray's runtime-env agent logs each runtime env in plain text
+    (``logs/runtime_env_agent.log`` on every node): the secret key ends up in cluster logs.
+    Nodes get S3 access the way clusters should, from their own environment (instance
+    profile, IRSA, or the variables the nodes were started with), so the copy is dropped.
+    tests/pipelines/test_integrity.py greps a real run's logs for the secret."""
+    from ray.tune.execution import class_cache
+
+    propagated = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
+    if isinstance(propagated, set):
+        propagated.difference_update(CREDENTIAL_VARS)
+
+
 def storage_url(config: JobConfig) -> str:
     return config.storage_path or f"{config.run_dir.rstrip('/')}/ray"
 
@@ -132,6 +149,7 @@ def distill_all(config: JobConfig) -> list[dict]:
         trials = [{"config": payload, "prompts": pack, "selected": {p: selected[p] for p in pack if p in selected}}
                   for pack in packs(todo, config.distill.pack)]
         storage_path, filesystem = ray_storage(storage_url(config))
+        keep_credentials_out_of_trial_runtime_envs()
         tuner = tune.Tuner(
             tune.with_resources(distill_trial, TRIAL_RESOURCES),
             param_space={"trial": tune.grid_search(trials)},

@@ -68,7 +68,12 @@ def s3_bucket(s3_server, request):
     """A fresh bucket per test, as an s3:// URL prefix."""
     import s3fs
 
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    import hashlib
+
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]  # parametrized tests differ
+    import re
+
+    name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + digest
     fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_server})
     fs.mkdir(name)
     return f"s3://{name}"
