@@ -81,3 +81,18 @@ def test_registry_on_s3(s3_bucket):
     assert listed["url"].startswith("s3://") and listed["timesteps"] == [300]
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert torch.equal(reg.load(listed["slug"]).manipulator(x), m.eval()(x))
+
+
+def test_hostile_prompts_stay_inside_the_registry_and_round_trip(tmp_path):
+    """Prompts are user input: path tricks, separators, length and non-ASCII become safe,
+    distinct directory names under manipulators/, and the manifest keeps the prompt as given."""
+    prompts = ["../../escape", "/etc/passwd", "a/b\\c", "x" * 500, "x" * 501, "rouge écarlate 🔴", ".."]
+    reg = Registry(str(tmp_path / "run"))
+    for i, prompt in enumerate(prompts):
+        reg.save(trained_manipulator(i), prompt=prompt)
+    root = (tmp_path / "run" / "manipulators").resolve()
+    files = [p.resolve() for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and all(root in p.parents for p in files)
+    assert len({p.parent for p in files}) == len(prompts)
+    assert sorted(m["prompt"] for m in reg.list()) == sorted(prompts)
+    assert reg.load("../../escape").manifest["prompt"] == "../../escape"
