@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from loopback import free_port
 from sdd.config import ConfigError, parse_config
 from sdd.preflight import check_job
 
