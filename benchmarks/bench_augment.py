@@ -5,8 +5,10 @@
 1. Throughput: input images per second of ``pipelines/augment.py`` on a local Ray against a
    single-process loop doing the same work (read, decode + resize, every manipulator, judge
    columns, PNG encode, write Parquet) on the same cores with no Ray. Target: >= 85%.
-2. Memory: peak resident memory of the whole job (driver plus every Ray process, sampled)
+2. Memory: peak memory of the whole job (driver plus every Ray process, sampled every 0.2 s)
    for ``--rows`` and ``--big-rows`` inputs. Streaming means the second must stay <= 1.2x.
+   Memory is the sum of PSS (proportional set size): the object store is shared memory
+   that every Ray process maps, and summing RSS counts each shared page once per process.
 
 Each Ray run starts its own local Ray in a subprocess, so no state leaks between them.
 """
@@ -61,7 +63,7 @@ def loop_once(input_url: str, output_dir: str, manipulators: list[str], batch_si
 
 
 def ray_job(input_url: str, output_dir: str, manipulators: list[str]) -> dict:
-    """Run the augment job in a subprocess; returns seconds and sampled peak memory (MB)."""
+    """Run the augment job in a subprocess; returns seconds and sampled peak memory (MB, PSS)."""
     import psutil
 
     cmd = [sys.executable, "pipelines/augment.py", "--input", input_url, "--output", output_dir,
@@ -79,13 +81,13 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str]) -> dict:
         while not done.is_set():
             try:
                 procs = [root] + root.children(recursive=True)
-                rss = 0
+                pss = 0
                 for p in procs:
                     try:
-                        rss += p.memory_info().rss
+                        pss += p.memory_full_info().pss
                     except psutil.Error:
                         pass
-                peak = max(peak, rss / 2**20)
+                peak = max(peak, pss / 2**20)
             except psutil.Error:
                 pass
             time.sleep(0.2)

@@ -132,16 +132,15 @@ def cmd_demo(args) -> None:
     print(f"[1/2] wrote {table.num_rows} shapes images to {data_url}")
     teacher = load_teacher(None)
     prompts = [caption(color=c) for c in spec.COLORS]
-    per_prompt = 8
     images = from_tensor_range(sample(
-        teacher, [p for p in prompts for _ in range(per_prompt)],
-        guidance_scale=teacher.sampling_defaults["guidance_scale"], steps=teacher.sampling_defaults["steps"],
+        teacher, [p for p in prompts for _ in range(args.per_prompt)],
+        guidance_scale=teacher.sampling_defaults["guidance_scale"], steps=args.steps or teacher.sampling_defaults["steps"],
         seed=args.seed,
     ))
     grid_url = join(args.out, "teacher_samples.png")
     write_png(grid_url, image_grid(images, rows=len(prompts), scale=4))
     print(f"[2/2] teacher samples, one row per prompt ({', '.join(prompts)}) -> {grid_url}")
-    print(f"demo finished in {time.time() - started:.1f}s")
+    print(f"samples finished in {time.time() - started:.1f}s")
 
 
 def job_config(args):
@@ -391,6 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/samples")
     demo.add_argument("--n", type=int, default=2000)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--per-prompt", type=int, default=8, help="teacher samples per prompt")
+    demo.add_argument("--steps", type=int, default=None, help="sampling steps (default: the teacher's)")
     demo.set_defaults(func=cmd_demo)
     return parser
 

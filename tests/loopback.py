@@ -1,24 +1,27 @@
-"""A multi-node Ray cluster on 127.0.0.1 for tests, with handles for injecting faults.
+"""The tests' multi-node Ray cluster on 127.0.0.1: ``cluster/local.sh`` itself, the one
+developers start, with handles for injecting faults (kill a worker process, stop a node).
 
 A head (with the dashboard: ``ray job submit`` and Ray Train V2's state API need it) and
-worker nodes with their own CPUs, each a separate raylet. Ray's own Cluster helper stops
-exactly these processes (``ray stop`` would kill every Ray process on the machine, the
-session's local Ray included).
-
-Each worker node gets its own runtime-env directory, as separate machines have separate
-disks: sharing one, a node that unpacks a job's working_dir for the first time replaces the
-directory the driver runs in (Ray unpacks with overwrite). Every node's dashboard agent gets
-its own free port: the default (52365) may still be held by a Ray that another test module
-just shut down, and a head whose agent cannot bind answers ``ray job submit`` with "No
-available agent to submit job".
+worker nodes with their own CPUs, each a separate raylet with its own temp dir (so its own
+runtime-env directory, as separate machines have separate disks). Every port is free and
+every node's dashboard agent has its own (the default 52365 may still be held by a Ray
+another test module just shut down; a head whose agent cannot bind answers ``ray job
+submit`` with "No available agent to submit job"). ``local.sh stop`` stops exactly these
+processes, never the session's other Ray.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -33,61 +36,81 @@ def free_port() -> int:
 
 
 class LoopbackCluster:
+    """``cluster/local.sh`` itself, on free ports under a short temporary root, with handles
+    for injecting faults. Nodes are named as local.sh names them: ``head``, ``worker1``, ..."""
+
     def __init__(self, workers: int = 2, cpus_per_node: int = 1, checkout_on_path: bool = False):
         """``checkout_on_path``: the nodes' workers import ``pipelines``/``sdd`` from this checkout,
         as for a driver started in it with ``python -m``; without it a job must ship its code
         (``ray job submit --working-dir .``), as on a real cluster."""
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        saved = os.environ.get("PYTHONPATH")
+        self.root = tempfile.mkdtemp(prefix="sr", dir="/tmp")  # Ray's socket paths live under it
+        self.port, self.dashboard_port = free_port(), free_port()
+        self.workers = [f"worker{i}" for i in range(1, workers + 1)]
+        self.env = dict(os.environ, RAY=str(Path(sys.executable).with_name("ray")), SDD_LOCAL_CLUSTER_DIR=self.root,
+                        HEAD_CPUS=str(cpus_per_node), WORKER_CPUS=str(cpus_per_node), WORKERS=str(workers),
+                        PORT=str(self.port), DASHBOARD_PORT=str(self.dashboard_port),
+                        AGENT_PORT=str(free_port_run(workers + 1)))
+        self.env.setdefault("RAY_AUTH_MODE", "disabled")
+        self.env.pop("RAY_ADDRESS", None)
         if checkout_on_path:
-            os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), saved]))
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
         try:
-            self._start(workers, cpus_per_node)
-        finally:
-            if saved is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = saved
+            self.local_sh("start")
+            wait_for(lambda: self.alive_nodes() == workers + 1, 120, f"{workers + 1} nodes to register")
+        except BaseException:
+            self.shutdown()
+            raise
 
-    def _start(self, workers: int, cpus_per_node: int) -> None:
-        from ray.cluster_utils import Cluster
+    def local_sh(self, *args: str) -> str:
+        done = subprocess.run(["bash", str(REPO / "cluster" / "local.sh"), *args], env=self.env, capture_output=True,
+                              text=True, timeout=300)
+        if done.returncode:
+            raise RuntimeError(f"cluster/local.sh {' '.join(args)} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+        return done.stdout
 
-        self.dashboard_port = free_port()
-        self.cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": cpus_per_node, "include_dashboard": True, "dashboard_host": "127.0.0.1",
-            "dashboard_port": self.dashboard_port, "dashboard_agent_listen_port": free_port(),
-        })
-        self.workers = [
-            self.cluster.add_node(num_cpus=cpus_per_node, resources={f"worker{i}": 1},
-                                  runtime_env_dir_name=f"runtime_resources_worker{i}",
-                                  dashboard_agent_listen_port=free_port())
-            for i in range(workers)
-        ]
-        self.cluster.wait_for_nodes()
+    def alive_nodes(self) -> int:
+        try:
+            with urllib.request.urlopen(f"{self.dashboard_url}/nodes?view=summary", timeout=5) as r:
+                summary = json.load(r)["data"]["summary"]
+        except (OSError, ValueError, KeyError):
+            return 0
+        return sum(1 for n in summary if n.get("raylet", {}).get("state") == "ALIVE")
 
     @property
     def address(self) -> str:
-        return self.cluster.address
+        return f"127.0.0.1:{self.port}"
 
     @property
     def dashboard_url(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def nodes(self):
-        return [self.cluster.head_node, *self.workers]
+    def nodes(self) -> list[str]:
+        return ["head", *self.workers]
 
-    @staticmethod
-    def raylet_pid(node) -> int:
-        return node.all_processes["raylet"][0].process.pid
+    def session_logs(self) -> Path:
+        return Path(self.root) / "head" / "session_latest" / "logs"
 
-    def processes(self, cmdline_contains: str) -> list[tuple[psutil.Process, object]]:
+    def raylet(self, node: str) -> psutil.Process | None:
+        marker = f"{self.root}/{node}/"
+        for p in psutil.process_iter(["name", "cmdline"]):
+            try:
+                if p.info["name"] == "raylet" and marker in " ".join(p.info["cmdline"] or []):
+                    return p
+            except psutil.Error:
+                pass
+        return None
+
+    def processes(self, cmdline_contains: str) -> list[tuple[psutil.Process, str]]:
         """(process, node) for this cluster's worker processes whose command line (Ray sets it
         to ``ray::<actor or task>``) contains the string."""
         found = []
         for node in self.nodes():
+            raylet = self.raylet(node)
+            if raylet is None:
+                continue
             try:
-                children = psutil.Process(self.raylet_pid(node)).children(recursive=True)
-            except psutil.NoSuchProcess:
+                children = raylet.children(recursive=True)
+            except psutil.Error:
                 continue
             for p in children:
                 try:
@@ -97,7 +120,7 @@ class LoopbackCluster:
                     pass
         return found
 
-    def kill(self, cmdline_contains: str, timeout_s: float = 120) -> object:
+    def kill(self, cmdline_contains: str, timeout_s: float = 120) -> str:
         """SIGKILL the first matching worker process (waiting for one to exist); its node."""
         deadline = time.time() + timeout_s
         while time.time() < deadline:
@@ -107,13 +130,30 @@ class LoopbackCluster:
             time.sleep(0.2)
         raise AssertionError(f"no process matching {cmdline_contains!r} appeared within {timeout_s}s")
 
-    def stop_node(self, node) -> None:
-        """What `ray stop` does on one machine: its raylet and workers die, no graceful drain."""
-        self.cluster.remove_node(node, allow_graceful=False)
-        self.workers = [w for w in self.workers if w is not node]
+    def stop_node(self, node: str) -> None:
+        """``cluster/local.sh stop-node``: that node's raylet, daemons and workers die."""
+        self.local_sh("stop-node", node)
+        self.workers = [w for w in self.workers if w != node]
 
     def shutdown(self) -> None:
-        self.cluster.shutdown()
+        try:
+            self.local_sh("stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def free_port_run(n: int) -> int:
+    """A port p with p .. p + n - 1 all free (local.sh gives node i the agent port p + i)."""
+    for _ in range(100):
+        base = free_port()
+        try:
+            for k in range(n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + k))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError(f"no run of {n} free ports found")
 
 
 def wait_for(predicate, timeout_s: float, what: str, proc=None, poll_s: float = 0.2):

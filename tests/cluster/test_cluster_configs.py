@@ -102,4 +102,4 @@ def test_local_cluster_script_is_valid_bash_with_usage():
     script = REPO / "cluster" / "local.sh"
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     done = subprocess.run(["bash", str(script)], capture_output=True, text=True)
-    assert done.returncode == 2 and "start|stop|status" in done.stderr
+    assert done.returncode == 2 and "start|status|stop-node <node>|stop" in done.stderr

@@ -30,9 +30,22 @@ def loopback_cluster(s3_server):
         cluster.shutdown()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fault_cluster(s3_server):
-    """A fresh loopback cluster per test: fault tests kill its processes and stop its nodes."""
+    """A loopback cluster for faults the cluster survives whole (killed workers and drivers,
+    an S3 outage): shared by a module, as starting one costs seconds."""
+    from loopback import LoopbackCluster
+
+    cluster = LoopbackCluster(checkout_on_path=True)
+    try:
+        yield cluster
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture
+def fresh_cluster(s3_server):
+    """A loopback cluster of its own, for a test that stops one of its nodes."""
     from loopback import LoopbackCluster
 
     cluster = LoopbackCluster(checkout_on_path=True)

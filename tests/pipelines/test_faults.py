@@ -116,16 +116,16 @@ def test_killed_edit_actor_is_restarted_and_every_row_appears_once(fault_cluster
     assert_exactly_once(out, FILES * ROWS_PER_FILE, edits=2)
 
 
-def test_stopped_worker_node_loses_no_row(fault_cluster, augment_input, two_manipulators, tmp_path):
+def test_stopped_worker_node_loses_no_row(fresh_cluster, augment_input, two_manipulators, tmp_path):
     """The node running the edit actor is stopped mid-run: its tasks and actor move to the
     nodes left, lost blocks are recomputed from lineage, and no row is lost or doubled."""
     out = tmp_path / "out"
     log = tmp_path / "driver.log"
-    driver = start_driver("augment", *augment_args(fault_cluster, augment_input, two_manipulators, out), log=log)
+    driver = start_driver("augment", *augment_args(fresh_cluster, augment_input, two_manipulators, out), log=log)
     wait_for(lambda: staged_files(out) >= 2, 300, "the first written blocks", proc=driver)
-    on_workers = [node for _, node in fault_cluster.processes("EditBatch") if node in fault_cluster.workers]
-    victim = on_workers[0] if on_workers else fault_cluster.workers[0]
-    fault_cluster.stop_node(victim)
+    on_workers = [node for _, node in fresh_cluster.processes("EditBatch") if node in fresh_cluster.workers]
+    victim = on_workers[0] if on_workers else fresh_cluster.workers[0]
+    fresh_cluster.stop_node(victim)
     assert driver.poll() is None and not (out / "manifest.json").exists(), "the node must stop mid-run"
     text = finish(driver, log)
     assert driver.returncode == 0, text[-4000:]

@@ -99,7 +99,7 @@ def test_credentials_never_appear_in_run_directories_outputs_or_logs(secret_clus
     fs.get(bucket, str(stored), recursive=True)
     written = [p for p in stored.rglob("*") if p.is_file()]
     assert any(p.name == "manifest.json" for p in written) and any(p.name == "summary.json" for p in written)
-    session = Path(cluster.cluster.head_node.get_session_dir_path()) / "logs"
+    session = cluster.session_logs()
     searched = written + logs + [p for p in session.rglob("*") if p.is_file()]
     leaks = [str(p) for p in searched if secret.encode() in p.read_bytes()]
     assert not leaks, leaks

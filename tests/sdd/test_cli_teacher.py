@@ -26,6 +26,6 @@ def test_teacher_sample_rejects_words_outside_the_vocabulary(tmp_path, capsys):
     assert "outside this teacher's vocabulary" in capsys.readouterr().err
 
 
-def test_demo_writes_a_dataset_and_a_grid(tmp_path):
-    main(["samples", "--out", str(tmp_path), "--n", "20"])
+def test_samples_writes_a_dataset_and_a_grid(tmp_path):
+    main(["samples", "--out", str(tmp_path), "--n", "20", "--per-prompt", "2", "--steps", "10"])
     assert (tmp_path / "shapes.parquet").is_file() and (tmp_path / "teacher_samples.png").is_file()
