@@ -6,7 +6,8 @@
 
 Read (one Parquet file or a directory, local or ``s3://``; image column as HF struct, plain
 binary or path/URL) -> decode + resize (CPU tasks) -> every manipulator (actors that load
-their artifacts once; ``concurrency``, ``num_gpus``, ``batch_size`` from the config) -> encode
+their artifacts once; ``concurrency``, ``num_gpus``, ``batch_size`` from the config; on CPUs
+each actor also decodes and encodes its rows) -> encode
 (PNG, or JPEG/WebP) -> write. Output:
 
     <output>/data/*.parquet      edited rows, HF image convention, lineage columns
@@ -56,8 +57,11 @@ class AugmentConfig(Strict):
     max_pixels: int = Field(64_000_000, ge=1)
     batch_size: int = Field(256, ge=1, description="rows per block and per edit call")
     rows_per_file: int = Field(4096, ge=1, description="output rows gathered per staged Parquet file (and checkpoint)")
-    concurrency: int = Field(1, ge=1, description="manipulator actors")
+    concurrency: int | None = Field(None, ge=1, description="edit actors (default: 1 on GPUs, one per "
+                                                              "num_cpus cores of the cluster on CPUs)")
     resources: TaskResources = TaskResources()
+    codecs_in_actor: bool | None = Field(None, description="decode and encode inside the edit actors (default: "
+                                                           "on CPUs; with GPUs they run in CPU tasks)")
     judge: bool | None = Field(None, description="add judge columns (default: when the shapes judge applies)")
 
     @field_validator("format")
@@ -198,11 +202,20 @@ def decode_batch(batch: pa.Table, *, config: AugmentConfig, has_id: bool, offset
 
 
 class EditBatch:
-    """Actor: loads (and verifies) every manipulator once, then edits batches."""
+    """Actor: loads (and verifies) every manipulator once, then edits batches.
 
-    def __init__(self, manipulator_urls: list[str], size: int, use_judge: bool, num_gpus: float):
+    With ``decode``/``encode`` keyword arguments it also decodes its input and encodes its
+    output (the CPU layout: each actor runs the whole row pipeline on its own core, as the
+    no-Ray loop does, with no hand-off between processes); without them (GPU actors) those
+    steps run in CPU tasks around it, so the GPU never waits for PNG codecs."""
+
+    def __init__(self, manipulator_urls: list[str], size: int, use_judge: bool, num_gpus: float, threads: int,
+                 decode: dict | None = None, encode: dict | None = None):
         import torch
 
+        # The CPUs asked for, even where fit_actor_cpus reserved fewer: the reservation only
+        # gates scheduling, and Ray would otherwise leave a 0-CPU actor one torch thread.
+        torch.set_num_threads(threads)
         self.device = torch.device("cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu")
         self.artifacts = [load_manipulator(u, self.device) for u in manipulator_urls]
         self.size = size
@@ -212,10 +225,14 @@ class EditBatch:
             from sdd.domains.shapes.spec import ATTRIBUTES
 
             self.judge, self.names = ShapesJudge.from_pretrained(device=self.device), ATTRIBUTES
+        self.decode, self.encode = decode, encode
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return edit_rows(batch, self.artifacts, size=self.size, device=self.device, judge=self.judge,
-                         judge_names=self.names)
+        if self.decode is not None:
+            batch = decode_batch(batch, **self.decode)
+        out = edit_rows(batch, self.artifacts, size=self.size, device=self.device, judge=self.judge,
+                        judge_names=self.names)
+        return encode_rows(out, **self.encode) if self.encode is not None else out
 
 
 def augment(config: AugmentConfig) -> dict:
@@ -256,20 +273,28 @@ def augment(config: AugmentConfig) -> dict:
     # without this split, one task would decode, edit and encode everything, with no
     # parallelism, no streaming and memory that grows with the input.
     ds = ds.repartition(target_num_rows_per_block=config.batch_size)
-    ds = ds.map_batches(decode_batch, fn_kwargs={"config": config, "has_id": has_id, "offsets": offsets, "size": size},
-                        batch_format="pyarrow", batch_size=config.batch_size)
-    actor_cpus = fit_actor_cpus(config.resources.num_cpus, config.concurrency, ray.cluster_resources().get("CPU", 0))
+    decode = {"config": config, "has_id": has_id, "offsets": offsets, "size": size}
+    encode = {"size": size, "image_format": config.format, "quality": config.quality}
+    on_gpu = config.resources.num_gpus > 0
+    in_actor = config.codecs_in_actor if config.codecs_in_actor is not None else not on_gpu
+    cluster_cpus = ray.cluster_resources().get("CPU", 0)
+    concurrency = config.concurrency or edit_actors(config.resources.num_cpus, on_gpu, cluster_cpus)
+    if not in_actor:
+        ds = ds.map_batches(decode_batch, fn_kwargs=decode, batch_format="pyarrow", batch_size=config.batch_size)
+    actor_cpus = fit_actor_cpus(config.resources.num_cpus, concurrency, cluster_cpus)
     if actor_cpus < config.resources.num_cpus:
         log(f"edit actors reserve {actor_cpus:g} CPU each (asked {config.resources.num_cpus:g}): "
             f"{RESERVED_CPUS:g} CPUs stay free for reading and Ray Data's checkpoint filter")
     ds = ds.map_batches(
-        EditBatch, fn_constructor_args=(artifacts, size, use_judge, config.resources.num_gpus),
+        EditBatch, fn_constructor_args=(artifacts, size, use_judge, config.resources.num_gpus,
+                                        max(1, round(config.resources.num_cpus)),
+                                        decode if in_actor else None, encode if in_actor else None),
         batch_format="pyarrow", batch_size=config.batch_size,
-        compute=ActorPoolStrategy(size=config.concurrency),
+        compute=ActorPoolStrategy(size=concurrency),
         num_cpus=actor_cpus, num_gpus=config.resources.num_gpus or None,
     )
-    ds = ds.map_batches(encode_rows, fn_kwargs={"size": size, "image_format": config.format, "quality": config.quality},
-                        batch_format="pyarrow", batch_size=config.batch_size)
+    if not in_actor:
+        ds = ds.map_batches(encode_rows, fn_kwargs=encode, batch_format="pyarrow", batch_size=config.batch_size)
     staging = join(config.output, STAGING)
     ds.write_parquet(_ray_path(staging, pa_fs), filesystem=pa_fs, min_rows_per_file=config.rows_per_file)
     finalize(config.output)
@@ -279,6 +304,15 @@ def augment(config: AugmentConfig) -> dict:
 
 
 RESERVED_CPUS = 2.0  # one for read/decode/encode tasks, one for Ray Data's CheckpointFilter actor
+
+
+def edit_actors(num_cpus: float, on_gpu: bool, cluster_cpus: float) -> int:
+    """Default actor count: one per GPU job (raise ``concurrency`` for more GPUs); on CPUs, as
+    many actors of ``num_cpus`` threads as the cluster has cores for, each running the whole
+    row pipeline (decode, edit, encode) like the no-Ray loop."""
+    if on_gpu:
+        return 1
+    return max(1, int(cluster_cpus // max(1.0, num_cpus)))
 
 
 def fit_actor_cpus(requested: float, concurrency: int, cluster_cpus: float) -> float:

@@ -89,7 +89,7 @@ def edit_rows(table: pa.Table, manipulators: list, *, size: int, device: torch.d
     rejected = table.filter(pc.invert(ok_mask))
     parts = []
     if ok.num_rows:
-        raw = b"".join(ok.column(PIXELS).to_pylist())
+        raw = bytearray().join(ok.column(PIXELS).to_pylist())  # writable: torch wants to own writable memory
         images = np.frombuffer(raw, dtype=np.uint8).reshape(ok.num_rows, size, size, 3)
         x = to_tensor_range(images).to(device)
         for artifact in manipulators:

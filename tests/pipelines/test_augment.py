@@ -40,11 +40,15 @@ def dataset_with_bad_rows(path, n=20, bad=(3, 11), with_id=True):
     return table
 
 
-def test_counts_add_up_and_output_is_hf_convention(local_ray, manipulators, tmp_path):
+@pytest.mark.parametrize("codecs_in_actor", [True, False], ids=["cpu-layout", "gpu-layout"])
+def test_counts_add_up_and_output_is_hf_convention(local_ray, manipulators, tmp_path, codecs_in_actor):
+    """Both layouts: codecs inside the edit actors (the CPU default) and in CPU tasks around
+    them (the GPU default, run here on CPU)."""
     dataset_with_bad_rows(tmp_path / "in.parquet")
     out = tmp_path / "out"
     manifest = augment(AugmentConfig(input=str(tmp_path / "in.parquet"), output=str(out),
-                                     manipulators=[str(tmp_path / "registry")], batch_size=8))
+                                     manipulators=[str(tmp_path / "registry")], batch_size=8,
+                                     codecs_in_actor=codecs_in_actor))
     counts = manifest["counts"]
     assert counts == {"input_rows": 20, "output_rows": 36, "edits_per_row": 2, "rejected_rows": 2, "consistent": True}
     assert json.loads((out / "manifest.json").read_text())["counts"] == counts
@@ -58,7 +62,8 @@ def test_counts_add_up_and_output_is_hf_convention(local_ray, manipulators, tmp_
 
     # a re-run writes nothing new: every row is already checkpointed
     again = augment(AugmentConfig(input=str(tmp_path / "in.parquet"), output=str(out),
-                                  manipulators=[str(tmp_path / "registry")], batch_size=8))
+                                  manipulators=[str(tmp_path / "registry")], batch_size=8,
+                                  codecs_in_actor=codecs_in_actor))
     assert again["counts"] == counts
 
 
