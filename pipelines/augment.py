@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import math
 import sys
 import time
 from functools import lru_cache
@@ -321,9 +322,11 @@ def fit_actor_cpus(requested: float, concurrency: int, cluster_cpus: float) -> f
     On a re-run Ray Data adds a CheckpointFilter actor (1 CPU, not configurable); with the edit
     actors pinned as well, a small cluster has no CPU left for the read tasks and the job
     waits forever. Edit actors therefore get at most what is left after ``RESERVED_CPUS``
-    (possibly 0: logical CPUs only gate scheduling, the actors still use the cores)."""
-    room = max(0.0, cluster_cpus - RESERVED_CPUS) / concurrency
-    return min(requested, room)
+    (possibly 0: logical CPUs only gate scheduling, the actors still use the cores), in whole
+    CPUs when they cannot have what they asked: three actors of 1/3 CPU on three 1-CPU nodes
+    leave no node a whole CPU for a read task, and the job deadlocks."""
+    per_actor = max(0.0, cluster_cpus - RESERVED_CPUS) / concurrency
+    return requested if per_actor >= requested else float(math.floor(per_actor))
 
 
 def _ray_path(url: str, pa_fs) -> str:

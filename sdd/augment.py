@@ -105,11 +105,21 @@ def edit_rows(table: pa.Table, manipulators: list, *, size: int, device: torch.d
                     values = [names[i] for i in labels] if names else labels.tolist()
                     part = part.append_column(f"judge_{attribute}", pa.array(values))
             parts.append(part)
-    if rejected.num_rows:
+    if rejected.num_rows or not parts:
+        # Rejected rows carry the edit columns as nulls, so that every block has one schema
+        # whatever it holds (a writer that gathers blocks into one file needs that).
+        for field in edit_fields(judge, judge_names):
+            rejected = rejected.append_column(field, pa.nulls(rejected.num_rows, field.type))
         parts.append(rejected)
-    if not parts:
-        return table
-    return pa.concat_tables(parts, promote_options="default")
+    return pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+
+
+def edit_fields(judge, judge_names: dict | None) -> list[pa.Field]:
+    """The columns ``edit_rows`` adds to an edited row."""
+    fields = [pa.field("edit_prompt", pa.string()), pa.field("manipulator_id", pa.string())]
+    if judge is not None:
+        fields += [pa.field(f"judge_{a}", pa.string() if judge_names else pa.int64()) for a in judge_names or ()]
+    return fields
 
 
 def encode_rows(table: pa.Table, *, size: int, image_format: str = "png", quality: int = 95) -> pa.Table:

@@ -6,25 +6,16 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 
+from builders import save_random_manipulators
 from pipelines.augment import AugmentConfig, augment
-from sdd.artifacts import save_manipulator
 from sdd.domains.shapes.dataset import shapes_table
 from sdd.domains.shapes.render import generate
-from sdd.manipulators import ImageManipulator
 
 
 @pytest.fixture
 def manipulators(tmp_path):
-    urls = []
-    for i, prompt in enumerate(["a red object", "a blue object"]):
-        torch.manual_seed(i)
-        url = str(tmp_path / "registry" / "manipulators" / f"m{i}")
-        save_manipulator(url, ImageManipulator(width=8, depth=1), prompt=prompt,
-                         teacher_id="shapes-teacher@test", extra={"image_size": 32})
-        urls.append(url)
-    return urls
+    return save_random_manipulators(tmp_path / "registry", ["a red object", "a blue object"])
 
 
 def dataset_with_bad_rows(path, n=20, bad=(3, 11), with_id=True):
@@ -83,6 +74,8 @@ def test_edit_actors_leave_room_for_reads_and_the_checkpoint_filter():
     assert fit_actor_cpus(1, 1, 2.0) == 0  # a 2-core laptop: tasks and the filter actor get both
     assert fit_actor_cpus(1, 2, 8.0) == 1
     assert fit_actor_cpus(4, 2, 8.0) == 3
+    assert fit_actor_cpus(1, 3, 3.0) == 0  # not 1/3 each: that leaves no 1-CPU node whole for a read
+    assert fit_actor_cpus(0.5, 2, 4.0) == 0.5
 
 
 def test_s3_input_written_by_datasets_registry_and_output_on_s3(local_ray, manipulators, tmp_path, s3_bucket):

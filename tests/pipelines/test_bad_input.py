@@ -8,16 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
 from PIL import Image
 
+from builders import save_random_manipulators
 from pipelines.augment import AugmentConfig, augment, main
-from sdd.artifacts import save_manipulator
 from sdd.domains.shapes.dataset import shapes_table
 from sdd.domains.shapes.render import generate
 from sdd.io.images import decode_image
 from sdd.io.parquet_images import IMAGE_STRUCT
-from sdd.manipulators import ImageManipulator
 
 
 def enc(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -62,11 +60,8 @@ CELLS = {
 
 @pytest.fixture
 def manipulator(tmp_path):
-    torch.manual_seed(0)
-    url = str(tmp_path / "m")  # identity at init: the edited image is the decoded, resized source
-    save_manipulator(url, ImageManipulator(width=8, depth=1), prompt="a red object",
-                     teacher_id="shapes-teacher@test", extra={"image_size": 32})
-    return url
+    # identity at init: the edited image is the decoded, resized source
+    return save_random_manipulators(tmp_path / "registry", ["a red object"])[0]
 
 
 def test_every_bad_row_is_rejected_with_its_reason_and_the_rest_are_edited(local_ray, manipulator, tmp_path):

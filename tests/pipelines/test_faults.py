@@ -19,11 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+from builders import save_random_manipulators
 from loopback import REPO, wait_for
-from sdd.artifacts import save_manipulator
 from sdd.domains.shapes.dataset import shapes_table
 from sdd.domains.shapes.render import generate
-from sdd.manipulators import ImageManipulator
 
 FILES, ROWS_PER_FILE = 6, 200
 BAD_IDS = {7, 333, 1001}
@@ -62,14 +61,7 @@ def augment_input(tmp_path):
 
 @pytest.fixture
 def two_manipulators(tmp_path):
-    urls = []
-    for i, prompt in enumerate(["a red object", "a blue object"]):
-        torch.manual_seed(i)
-        url = str(tmp_path / "registry" / "manipulators" / f"m{i}")
-        save_manipulator(url, ImageManipulator(width=16, depth=2), prompt=prompt,
-                         teacher_id="shapes-teacher@test", extra={"image_size": 32})
-        urls.append(url)
-    return ",".join(urls)
+    return ",".join(save_random_manipulators(tmp_path / "registry", ["a red object", "a blue object"], width=16, depth=2))
 
 
 def assert_exactly_once(out: Path, n_input: int, edits: int) -> None:

@@ -55,3 +55,20 @@ def test_image_cells_of_every_kind(tmp_path):
     assert read_image_cell({"bytes": None, "path": str(tmp_path / "a.png")}) == png
     assert read_image_cell(str(tmp_path / "a.png")) == png
     assert read_image_cell(None) is None
+
+
+def test_every_block_has_one_schema_whatever_it_holds(tmp_path):
+    """A block of only rejects, one of only good rows and an empty one come out with the same
+    columns and types: a writer gathering blocks into one file needs one schema."""
+    table = shapes_table(generate(4, seed=2))
+    bad = table.set_column(table.column_names.index("image"), "image",
+                           pa.array([{"bytes": b"junk", "path": None}] * 4, type=table.schema.field("image").type))
+    manipulators = artifacts(tmp_path, ["a red object"])
+    judge = ShapesJudge.from_pretrained()
+    schemas = []
+    for block in (table, bad, table.slice(0, 0)):
+        decoded = decode_rows(block, image_column="image", source_ids=block.column("id"), size=32, max_pixels=10**6)
+        out = encode_rows(edit_rows(decoded, manipulators, size=32, judge=judge, judge_names=ATTRIBUTES), size=32)
+        schemas.append({f.name: f.type for f in out.schema})
+    assert schemas[0] == schemas[1] == schemas[2]
+    assert {"edit_prompt", "manipulator_id", "judge_color", "edited_image"} <= set(schemas[0])
