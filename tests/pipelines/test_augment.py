@@ -109,3 +109,26 @@ def test_s3_input_written_by_datasets_registry_and_output_on_s3(local_ray, manip
     assert sorted(set(ds["source_id"])) == list(range(100, 112))
     assert ds[0]["edited_image"].size == (32, 32)
     assert {m["prompt"] for m in manifest["manipulators"]} == {"a red object", "a blue object"}
+
+
+def test_finalize_drops_rows_of_retried_writes_and_sets_torn_files_aside(tmp_path):
+    """At-least-once staging in, exactly-once output out: a staged row already written (by
+    an earlier run or a retried write) is dropped, a torn staged file is quarantined unread."""
+    from pipelines.augment import QUARANTINE, STAGING, finalize
+
+    def staged(ids, manipulator):
+        return pa.table({"source_id": ids, "manipulator_id": [manipulator] * len(ids),
+                         "_reason": pa.nulls(len(ids), pa.string())})
+
+    staging = tmp_path / "out" / STAGING
+    staging.mkdir(parents=True)
+    pq.write_table(staged([0, 1, 2], "m@1"), staging / "a.parquet")
+    pq.write_table(staged([2, 3], "m@1"), staging / "b.parquet")  # a retried write: id 2 again
+    (staging / "c.parquet").write_bytes((staging / "a.parquet").read_bytes()[:40])
+    finalize(str(tmp_path / "out"))
+    pq.write_table(staged([3, 4], "m@1"), staging / "d.parquet")  # a re-run: id 3 is already out
+    finalize(str(tmp_path / "out"))
+    ids = sorted(pq.read_table(tmp_path / "out" / "data").column("source_id").to_pylist())
+    assert ids == [0, 1, 2, 3, 4]
+    assert [p.name for p in (tmp_path / "out" / QUARANTINE).iterdir()] == ["c.parquet"]
+    assert not list(staging.glob("*.parquet"))
