@@ -236,16 +236,19 @@ class EditBatch:
         return encode_rows(out, **self.encode) if self.encode is not None else out
 
 
-def augment(config: AugmentConfig) -> dict:
-    """The job as a function; returns the run manifest (also written to <output>/manifest.json)."""
+def augment(config: AugmentConfig, inputs: tuple[list[str], pa.Schema, dict[str, int]] | None = None) -> dict:
+    """The job as a function; returns the run manifest (also written to <output>/manifest.json).
+    ``inputs``: (files, schema, row counts) when the caller has inspected them already."""
     from ray.data import ActorPoolStrategy, DataContext
     from ray.data.checkpoint import CheckpointConfig
 
     started = time.time()
     artifacts = resolve_manipulators(config.manipulators)
     manifests = [read_manifest(u) for u in artifacts]
-    files = input_files(config.input)
-    schema, counts = inspect_inputs(files, config.image_column, config.id_column)
+    if inputs is None:
+        files = input_files(config.input)
+        inputs = (files, *inspect_inputs(files, config.image_column, config.id_column))
+    files, schema, counts = inputs
     if not sum(counts.values()):
         log(f"augment: {config.input} has no rows; nothing to edit")
         return write_manifest(config, artifacts, manifests, 0, time.time() - started)
@@ -464,13 +467,14 @@ def main(argv: list[str] | None = None) -> None:
                           *((m, "manipulator") for m in config.manipulators)]:
             check_reachable(url, what)
         resolve_manipulators(config.manipulators)
-        inspect_inputs(input_files(config.input), config.image_column, config.id_column)
+        files = input_files(config.input)
+        inputs = (files, *inspect_inputs(files, config.image_column, config.id_column))
     except (ConfigError, ArtifactError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     connect(args.address)
     try:
-        manifest = augment(config)
+        manifest = augment(config, inputs)
     except Exception as exc:  # noqa: BLE001 -- the traceback is printed; the last line says what to do
         import traceback
 
