@@ -127,7 +127,7 @@ def inspect_inputs(files: list[str], image_column: str, id_column: str = "id") -
         fs, path = filesystem(f)
         try:
             with fs.open(path, "rb") as fh:
-                meta = pq.ParquetFile(io.BytesIO(fh.read()) if not hasattr(fh, "seek") else fh).metadata
+                meta = pq.ParquetFile(fh).metadata
                 file_schema = meta.schema.to_arrow_schema()
         except Exception as exc:
             raise ValueError(f"input file {f} is not a readable Parquet file: {exc}") from None
@@ -158,7 +158,7 @@ def check_unique_ids(files: list[str], id_column: str) -> None:
     for f in files:
         fs, path = filesystem(f)
         with fs.open(path, "rb") as fh:
-            ids = pq.ParquetFile(io.BytesIO(fh.read())).read(columns=[id_column]).column(0).to_pylist()
+            ids = pq.ParquetFile(fh).read(columns=[id_column]).column(0).to_pylist()
         for i in ids:
             if i in seen or i is None:
                 dupes.append((i, f))
@@ -347,7 +347,8 @@ def finalize(output: str) -> None:
     fs, path = filesystem(join(output, STAGING))
     if not fs.exists(path):
         return
-    seen = written_keys(output)
+    data_keys, reject_keys = written_keys(output)
+    seen = set(data_keys) | set(reject_keys)
     for f in sorted(x for x in fs.find(path) if x.endswith(".parquet")):
         name = f.rsplit("/", 1)[-1]
         try:
@@ -383,12 +384,10 @@ def row_keys(table: pa.Table) -> list[tuple]:
     return [(i, None) for i in ids]
 
 
-def written_keys(output: str) -> set[tuple]:
-    keys = set()
-    for part in ("data", "rejects"):
-        for table in read_column_files(join(output, part), ["source_id", "manipulator_id"]):
-            keys.update(row_keys(table))
-    return keys
+def written_keys(output: str) -> tuple[list[tuple], list[tuple]]:
+    """Keys of every row already in data/ and in rejects/, duplicates kept."""
+    return tuple([k for t in read_column_files(join(output, part), [SOURCE_ID, "manipulator_id"]) for k in row_keys(t)]
+                 for part in ("data", "rejects"))
 
 
 def drop_written(table: pa.Table, seen: set[tuple]) -> tuple[pa.Table, int]:
@@ -403,14 +402,15 @@ def drop_written(table: pa.Table, seen: set[tuple]) -> tuple[pa.Table, int]:
 
 
 def read_column_files(url: str, columns: list[str]):
-    """Each Parquet file under ``url``, only the named columns that it has."""
+    """Each Parquet file under ``url``, only the named columns that it has (read through a
+    seekable file: the image bytes beside them are never downloaded)."""
     fs, path = filesystem(url)
     if not fs.exists(path):
         return
     for f in sorted(fs.find(path)):
         if f.endswith(".parquet"):
             with fs.open(f, "rb") as fh:
-                pf = pq.ParquetFile(io.BytesIO(fh.read()))
+                pf = pq.ParquetFile(fh)
                 yield pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
 
 
@@ -418,9 +418,8 @@ def write_manifest(config: AugmentConfig, artifacts: list[str], manifests: list[
     """Counts, and the exactly-once check: every input id in data/ (once per manipulator) or in
     rejects/ (once), never both; the job fails loudly if not."""
     edits = len(artifacts)
-    data_keys = [k for t in read_column_files(join(config.output, "data"), [SOURCE_ID, "manipulator_id"])
-                 for k in row_keys(t)]
-    reject_ids = [k[0] for t in read_column_files(join(config.output, "rejects"), [SOURCE_ID]) for k in row_keys(t)]
+    data_keys, reject_keys = written_keys(config.output)
+    reject_ids = [k[0] for k in reject_keys]
     out_ids, rej_ids = {k[0] for k in data_keys}, set(reject_ids)
     consistent = (len(data_keys) == len(set(data_keys)) == edits * len(out_ids)
                   and len(reject_ids) == len(rej_ids) and not (out_ids & rej_ids)

@@ -117,8 +117,8 @@ def edit_rows(table: pa.Table, manipulators: list, *, size: int, device: torch.d
 def edit_fields(judge, judge_names: dict | None) -> list[pa.Field]:
     """The columns ``edit_rows`` adds to an edited row."""
     fields = [pa.field("edit_prompt", pa.string()), pa.field("manipulator_id", pa.string())]
-    if judge is not None:
-        fields += [pa.field(f"judge_{a}", pa.string() if judge_names else pa.int64()) for a in judge_names or ()]
+    if judge is not None and judge_names:  # without names the judge's columns are known only from a prediction
+        fields += [pa.field(f"judge_{a}", pa.string()) for a in judge_names]
     return fields
 
 

@@ -48,13 +48,19 @@ def check_reachable(url: str, what: str) -> None:
                           f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
+def check_exists(url: str, what: str) -> tuple:
+    """(filesystem, path) of a URL that is reachable and exists."""
+    check_reachable(url, what)
+    fs, path = filesystem(url)
+    if not fs.exists(path):
+        raise ConfigError(f"{what} {url} does not exist")
+    return fs, path
+
+
 def check_teacher(url: str) -> None:
     if url == "shapes":
         return
-    check_reachable(url, "teacher")
-    fs, path = filesystem(url)
-    if not fs.exists(path):
-        raise ConfigError(f"teacher checkpoint directory {url} does not exist")
+    fs, path = check_exists(url, "teacher checkpoint directory")
     if fs.exists(join(path, "model_index.json")):
         return
     if fs.exists(join(path, "config.json")) and fs.exists(join(path, "model.safetensors")):
@@ -64,12 +70,8 @@ def check_teacher(url: str) -> None:
 
 
 def check_sources(url: str) -> None:
-    if url == "shapes":
-        return
-    check_reachable(url, "sources")
-    fs, path = filesystem(url)
-    if not fs.exists(path):
-        raise ConfigError(f"sources {url} do not exist")
+    if url != "shapes":
+        check_exists(url, "sources")
 
 
 def check_job(config: JobConfig) -> None:

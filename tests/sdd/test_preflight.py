@@ -21,7 +21,7 @@ def test_missing_or_wrong_teacher_directories(tmp_path):
     (tmp_path / "half" / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="neither a diffusers checkpoint"):
         check_job(parse_config({"teacher": str(tmp_path / "half")}))
-    with pytest.raises(ConfigError, match="sources .* do not exist"):
+    with pytest.raises(ConfigError, match="sources .* does not exist"):
         check_job(parse_config({"sources": str(tmp_path / "images.parquet")}))
     check_job(parse_config({}))  # the embedded default needs nothing
 
