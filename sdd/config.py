@@ -87,11 +87,14 @@ class ManipulatorSettings(Strict):
     width: int = Field(48, ge=8)
     depth: int = Field(4, ge=1)
     grid: int | None = Field(None, ge=1, description="color_grid only: transforms per side (1 = one per image)")
+    pivot: Literal["zero", "median"] | None = Field(
+        None, description="color_grid only: centre each transform on the cell's median colour (holds the dominant colour)")
 
     @model_validator(mode="after")
     def grid_only_for_color_grid(self):
-        if self.grid is not None and self.architecture != "color_grid":
-            raise ValueError(f"'grid' applies to the color_grid architecture, not {self.architecture!r}")
+        for name in ("grid", "pivot"):
+            if getattr(self, name) is not None and self.architecture != "color_grid":
+                raise ValueError(f"'{name}' applies to the color_grid architecture, not {self.architecture!r}")
         return self
 
     def hparams(self) -> dict:
@@ -116,7 +119,10 @@ class DistillSettings(Strict):
     topk: int | None = Field(None, ge=1)
     fidelity_weight: float = Field(0.1, ge=0)
     fidelity_mask: bool = Field(False, description="weight the fidelity term by 1 - the guidance magnitude map")
-    fidelity_loss: Literal["l2", "l1"] = Field("l1", description="per-pixel fidelity cost: squared error, or Charbonnier L1 (sparse edits)")
+    fidelity_loss: Literal["l2", "l1", "robust"] = Field(
+        "l1", description="per-pixel fidelity cost: squared error, Charbonnier L1 (sparse edits), or robust L1 "
+                          "(L1 whose pull fades on pixels the edit has moved far; see sdd.distill.fidelity_penalty)")
+    fidelity_scale: float = Field(0.25, gt=0, description="robust fidelity: the change (images in [-1, 1]) at which its pull halves")
     latent_weight: float = Field(0.0, ge=0)
     seed: int = 0
     manipulator: ManipulatorSettings = ManipulatorSettings()

@@ -51,6 +51,7 @@ class DistillConfig:
     fidelity_weight: float = 1.0
     fidelity_mask: bool = False
     fidelity_loss: str = "l2"
+    fidelity_scale: float = 0.25  # only for fidelity_loss="robust": the change at which the pull halves
     latent_weight: float = 0.0
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
@@ -64,6 +65,8 @@ class DistillConfig:
         policy_sampler(self, 1000)  # validates the policy string and the selected lists
         if self.fidelity_loss not in FIDELITY_LOSSES:
             raise ValueError(f"unknown fidelity_loss {self.fidelity_loss!r}; expected one of {FIDELITY_LOSSES}")
+        if self.fidelity_scale <= 0:
+            raise ValueError(f"fidelity_scale must be > 0, got {self.fidelity_scale}")
 
 
 class SourceImages(Protocol):
@@ -123,11 +126,11 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
     )
 
 
-FIDELITY_LOSSES = ("l2", "l1")
+FIDELITY_LOSSES = ("l2", "l1", "robust")
 CHARBONNIER_EPS = 1e-3
 
 
-def fidelity_penalty(squared: torch.Tensor, kind: str) -> torch.Tensor:
+def fidelity_penalty(squared: torch.Tensor, kind: str, scale: float = 0.25) -> torch.Tensor:
     """Per-pixel fidelity cost from the squared error.
 
     ``l2`` is the squared error itself: cheap for small changes everywhere, so under a
@@ -136,11 +139,21 @@ def fidelity_penalty(squared: torch.Tensor, kind: str) -> torch.Tensor:
     change as much per unit as a large one; a pixel moves only where the guidance pushes
     harder than the fidelity weight, so the edit concentrates on the object and the
     background stays exactly where it was (the sparsity of an L1 penalty).
+
+    ``robust`` is L1 that gives up on pixels the guidance has already moved far:
+    s * log(1 + |d| / s) pulls back as hard as L1 at |d| = 0 and with 1 / (1 + |d| / s) of
+    that force at |d|. L1 pulls an object's pixels back just as hard once they are recoloured
+    as before, so an edit stops where the guidance weakens (a half-red object on a dark
+    background); the robust pull fades, the edit completes, and the background, which the
+    guidance barely moves, stays pinned as under L1.
     """
     if kind == "l2":
         return squared
+    l1 = (squared + CHARBONNIER_EPS**2).sqrt() - CHARBONNIER_EPS
     if kind == "l1":
-        return (squared + CHARBONNIER_EPS**2).sqrt() - CHARBONNIER_EPS
+        return l1
+    if kind == "robust":
+        return scale * torch.log1p(l1 / scale)
     raise ValueError(f"unknown fidelity_loss {kind!r}; expected one of {FIDELITY_LOSSES}")
 
 
@@ -213,7 +226,7 @@ class Distiller:
         x_rep = x.repeat(k, 1, 1, 1)
         guidance_loss = inject(z, grad) / z[0].numel() / cfg.batch_size
         squared = F.mse_loss(y, x_rep, reduction="none")
-        penalty = fidelity_penalty(squared, cfg.fidelity_loss)
+        penalty = fidelity_penalty(squared, cfg.fidelity_loss, cfg.fidelity_scale)
         if cfg.fidelity_mask:
             penalty = penalty * (1 - guidance_mask(grad, y.shape[-2:]))
         fidelity = squared.detach().flatten(1).mean(1)

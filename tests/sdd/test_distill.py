@@ -129,3 +129,35 @@ def test_l1_fidelity_keeps_untouched_pixels_exactly_where_l2_lets_them_drift():
     assert moved["l1"][..., :2, :2].min() > 1.0 and moved["l2"][..., :2, :2].min() > 1.0
     assert moved["l2"][..., 4:, 4:].min() > 0.02
     assert moved["l1"][..., 4:, 4:].abs().max() < 1e-3
+
+
+def test_robust_fidelity_lets_a_fading_push_finish_the_edit_and_still_pins_the_background():
+    """Why ``fidelity_loss="robust"``: the guidance on an object fades as it nears the target
+    colour (a push of 1.5 falling to 0 at a change of 2). L1 at weight 1 stops the edit where
+    the push drops to the weight (a change of 2/3: half an edit); the robust pull fades too,
+    so the edit gets most of the way. A weak pull on the background moves nothing under either."""
+    from sdd.distill import fidelity_penalty
+
+    def guidance_potential(delta):  # push 1.5 * (1 - delta / 2) on the object, 0.05 on the background
+        obj = 1.5 * (delta[..., :2, :2] - delta[..., :2, :2] ** 2 / 4)
+        return obj.sum() + 0.05 * delta[..., 4:, 4:].sum()
+
+    moved = {}
+    for kind in ("l1", "robust"):
+        delta = torch.zeros(1, 1, 8, 8, requires_grad=True)
+        opt = torch.optim.SGD([delta], lr=1e-3)
+        for _ in range(4000):
+            opt.zero_grad()
+            loss = -guidance_potential(delta) + fidelity_penalty(delta**2, kind, scale=0.25).sum()
+            loss.backward()
+            opt.step()
+        moved[kind] = delta.detach()
+    assert moved["l1"][..., :2, :2].max() < 0.75
+    assert moved["robust"][..., :2, :2].min() > 1.6
+    for kind in moved:
+        assert moved[kind][..., 4:, 4:].abs().max() < 1e-3, kind
+
+
+def test_robust_fidelity_scale_is_validated():
+    with pytest.raises(ValueError, match="fidelity_scale"):
+        DistillConfig(prompts=["a red object"], timestep_policy="fixed:300", fidelity_loss="robust", fidelity_scale=0)

@@ -134,3 +134,28 @@ def test_color_grid_learns_a_recolour():
         loss.backward()
         opt.step()
     assert loss.item() < 1e-3 * start  # one affine map fits both colours exactly
+
+
+def test_color_grid_median_pivot_holds_each_cells_dominant_colour_under_any_transform():
+    """pivot="median": whatever A the network predicts, the colour covering most of a cell
+    maps to itself while b = 0, so only the object's colour can move."""
+    from sdd.manipulators import ColorGridManipulator
+
+    torch.manual_seed(0)
+    for grid in (1, 2):
+        m = ColorGridManipulator(width=16, depth=2, grid=grid, pivot="median")
+        head = m.head[-1]
+        with torch.no_grad():  # A (the first 9 outputs): random; b (the last 3): zero
+            head.weight[:9].normal_(std=0.3)
+            head.bias[:9].normal_(std=0.3)
+        x = torch.empty(2, 3, 16, 16)
+        x[:] = torch.tensor([-0.2, 0.1, -0.5]).view(1, 3, 1, 1)
+        x[:, :, 5:9, 6:10] = torch.tensor([0.9, -0.8, 0.7]).view(1, 3, 1, 1)  # an object inside every cell's minority
+        y = m(x)
+        background = torch.ones(16, 16, dtype=torch.bool)
+        background[5:9, 6:10] = False
+        assert torch.allclose(y[:, :, background], x[:, :, background], atol=1e-6), grid
+        assert not torch.allclose(y[:, :, ~background], x[:, :, ~background]), grid
+    assert ColorGridManipulator().hparams["pivot"] == "zero"  # artifacts saved before pivots load unchanged
+    with pytest.raises(ValueError, match="pivot"):
+        ColorGridManipulator(pivot="mean")
