@@ -53,6 +53,7 @@ class DistillConfig:
     fidelity_loss: str = "l2"
     fidelity_scale: float = 0.25  # only for fidelity_loss="robust": the change at which the pull halves
     latent_weight: float = 0.0
+    contrast_weight: float = 0.0
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
     max_batch: int | None = None  # rows per teacher call; None: sdd.guidance.resolve_max_batch
@@ -171,6 +172,19 @@ def guidance_mask(grad: torch.Tensor, size: tuple[int, int], blur: int = 5) -> t
     return magnitude / peak
 
 
+def lost_contrast(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-row mean of how much edge contrast the edit took away: relu(|grad x| - |grad y|)
+    over horizontal and vertical neighbour differences (colour vector norms). Zero for an edit
+    that keeps or raises every edge's contrast (a blue object on black turned bright red);
+    positive where a recolour stops half way (a dark red object the judge reads as smaller)."""
+    def edges(img):
+        dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).sum(1).add(1e-8).sqrt()
+        dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).sum(1).add(1e-8).sqrt()
+        return dx, dy
+    (xdx, xdy), (ydx, ydy) = edges(x), edges(y)
+    return F.relu(xdx - ydx).flatten(1).mean(1) + F.relu(xdy - ydy).flatten(1).mean(1)
+
+
 StepCallback = Callable[["Distiller", int, dict], None]
 
 
@@ -231,6 +245,8 @@ class Distiller:
             penalty = penalty * (1 - guidance_mask(grad, y.shape[-2:]))
         fidelity = squared.detach().flatten(1).mean(1)
         loss = guidance_loss + cfg.fidelity_weight * penalty.flatten(1).mean(1).sum() / cfg.batch_size
+        if cfg.contrast_weight:
+            loss = loss + cfg.contrast_weight * lost_contrast(y, x_rep).sum() / cfg.batch_size
         if cfg.latent_weight:
             with torch.no_grad():
                 z_src = teacher.encode(x_rep)

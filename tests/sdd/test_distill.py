@@ -161,3 +161,16 @@ def test_robust_fidelity_lets_a_fading_push_finish_the_edit_and_still_pins_the_b
 def test_robust_fidelity_scale_is_validated():
     with pytest.raises(ValueError, match="fidelity_scale"):
         DistillConfig(prompts=["a red object"], timestep_policy="fixed:300", fidelity_loss="robust", fidelity_scale=0)
+
+
+def test_lost_contrast_charges_a_recolour_that_stops_half_way_and_not_a_full_one():
+    from sdd.distill import lost_contrast
+
+    x = torch.full((1, 3, 8, 8), -0.7)  # a black background
+    x[:, :, 2:6, 2:6] = torch.tensor([-0.7, -0.45, 0.75]).view(1, 3, 1, 1)  # a blue object
+    full, half = x.clone(), x.clone()
+    full[:, :, 2:6, 2:6] = torch.tensor([0.8, -0.75, -0.75]).view(1, 3, 1, 1)  # bright red
+    half[:, :, 2:6, 2:6] = torch.tensor([0.0, -0.6, -0.75]).view(1, 3, 1, 1)  # dark red
+    assert lost_contrast(x, x).item() == pytest.approx(0, abs=1e-6)
+    assert lost_contrast(full, x).item() == pytest.approx(0, abs=1e-6)
+    assert lost_contrast(half, x).item() > 0.05
