@@ -237,6 +237,12 @@ def cmd_eval(args) -> None:
             editor = SDEditEditor(teacher, prompt, strength=strength, guidance_scale=args.guidance, steps=args.steps)
             rows.append({"editor": f"sdedit@{strength}", **evaluate(editor, sources, target, judge).as_dict()})
     report = {"prompt": prompt, "manipulator": artifact.id, "n": args.n, "results": rows}
+    if args.breakdown:
+        from sdd.eval import breakdown
+
+        groups = breakdown(artifact.manipulator, sources, target, judge)
+        report["breakdown"] = groups.round(4).to_dict(orient="records")
+        print(groups.round(2).to_string(index=False), file=sys.stderr)
     if args.out:
         from sdd.io.storage import write_bytes_atomic
 
@@ -361,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     evl.add_argument("--guidance", type=float, default=3.0, help="SDEdit guidance scale")
     evl.add_argument("--steps", type=int, default=50, help="SDEdit DDIM steps (full schedule)")
     evl.add_argument("--out", default=None, help="write the report JSON here")
+    evl.add_argument("--breakdown", action="store_true",
+                     help="also measure per (source colour, background) group, with the background shift and object colour")
     evl.set_defaults(func=cmd_eval)
 
     edt = sub.add_parser("edit", help="apply a manipulator to a Parquet image dataset")

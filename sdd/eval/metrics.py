@@ -78,3 +78,33 @@ def evaluate(
         hits &= after[attribute] == spec.ATTRIBUTES[attribute].index(value)
     preservation = {a: float((after[a] == before[a]).mean()) for a in spec.ATTRIBUTES if a not in target}
     return EditReport(len(x), float(hits.mean()), preservation, background_psnr(sources, edited_u8), seconds)
+
+
+def breakdown(editor: Editor, sources: ShapesBatch, target: dict[str, str], judge: ShapesJudge,
+              *, batch_size: int = 250):
+    """The same measurements per (source colour, background) group, plus where the background
+    and the object's colour went: an average hides which combinations fail (a blue object on
+    black turned dark red; a tint only on beige). One row per group, as a pandas DataFrame."""
+    import pandas as pd
+
+    x = to_tensor_range(sources.images)
+    with torch.no_grad():
+        edited = torch.cat([editor(x[i : i + batch_size]).detach().cpu() for i in range(0, len(x), batch_size)])
+    out = from_tensor_range(edited)
+    before, after = judge.predict(sources.images), judge.predict(out)
+    hits = np.ones(len(x), dtype=bool)
+    for attribute, value in target.items():
+        hits &= after[attribute] == spec.ATTRIBUTES[attribute].index(value)
+    background, inside = sources.masks == 0, sources.masks > 0.99
+    bg_before = background_colours(sources)
+    table = pd.DataFrame({
+        "source_color": [spec.COLORS[c] for c in sources.labels["color"]],
+        "background": [spec.BACKGROUNDS[b] for b in sources.labels["background"]],
+        "editability": hits,
+        **{f"kept_{a}": after[a] == before[a] for a in spec.ATTRIBUTES if a not in target},
+        "background_shift": [np.abs(out[i][background[i]].mean(0) - bg_before[i]).max() for i in range(len(out))],
+    })
+    for c, channel in enumerate("rgb"):
+        table[f"object_{channel}"] = [out[i][inside[i], c].mean() if inside[i].any() else np.nan for i in range(len(out))]
+    grouped = table.groupby(["source_color", "background"])
+    return grouped.mean().assign(n=grouped.size()).reset_index()

@@ -71,3 +71,18 @@ def test_bad_config_fails_before_any_work(tmp_path, capsys):
     assert exc.value.code == 2
     assert "distill.stepz" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_reports_the_judges_measurements_and_a_per_group_breakdown(tmp_path, capsys):
+    from sdd.artifacts import save_manipulator
+    from sdd.manipulators import ColorGridManipulator
+
+    save_manipulator(str(tmp_path / "m"), ColorGridManipulator(width=8, depth=1), prompt="a red object")
+    out = tmp_path / "report.json"
+    main(["eval", "--manipulator", str(tmp_path / "m"), "--n", "60", "--breakdown", "--out", str(out)])
+    report = json.loads(out.read_text())
+    (sdd,) = report["results"]
+    assert sdd["n"] == 60 and sdd["background_psnr"] == float("inf")  # a fresh manipulator is the identity
+    assert sum(g["n"] for g in report["breakdown"]) == 60
+    assert all(g["background_shift"] == 0 for g in report["breakdown"])
+    assert "source_color" in capsys.readouterr().err

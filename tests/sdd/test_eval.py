@@ -1,6 +1,7 @@
 """Edit metrics measure what they claim: identity, a perfect recolour, a tint, and SDEdit."""
 
 import numpy as np
+import torch
 import pytest
 from sdd.domains.shapes import spec
 from sdd.domains.shapes.edits import target_of
@@ -69,3 +70,26 @@ def test_sdedit_runs_through_the_same_evaluation(sources, judge):
     assert report.background_psnr > 20 and report.seconds_per_image > 0
     with pytest.raises(ValueError, match="strength"):
         SDEditEditor(teacher, "a red object", strength=0.0, guidance_scale=3.0)
+
+
+def test_breakdown_finds_the_one_group_an_edit_fails(sources, judge):
+    """Identity as a "make it red" edit: only sources already red count as edited, and only
+    the groups whose background was tinted on purpose show a background shift."""
+    from sdd.eval import breakdown
+
+    beige = spec.BACKGROUNDS.index("beige")
+
+    def editor(x):
+        y = x.clone()
+        on_beige = torch.from_numpy(sources.labels["background"] == beige)
+        y[on_beige] = (y[on_beige] + 20 / 127.5).clamp(-1, 1)  # a +20/255 tint on beige images only
+        return y
+
+    groups = breakdown(editor, sources, {"color": "red"}, judge, batch_size=len(sources))
+    assert groups["n"].sum() == len(sources)
+    assert set(groups.columns) >= {"editability", "kept_shape", "kept_size", "kept_background", "background_shift", "object_r"}
+    red = groups["source_color"] == "red"
+    assert (groups.loc[red, "editability"] > 0.9).all() and (groups.loc[~red, "editability"] < 0.1).all()
+    on_beige = groups["background"] == "beige"
+    assert groups.loc[on_beige, "background_shift"].between(19, 21).all()
+    assert (groups.loc[~on_beige, "background_shift"] < 0.5).all()
