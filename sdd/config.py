@@ -105,7 +105,7 @@ class ManipulatorSettings(Strict):
 class DistillSettings(Strict):
     """Defaults are the recipe calibrated on the shapes world's recolour edits (README,
     "Calibration"): colour-grid manipulator, classifier-term guidance at scale 10, L1
-    fidelity 0.1, lost-contrast term 0.15, 300 steps. Edits that are not colour (Stable Diffusion attributes such as
+    fidelity 0.1, 300 steps. Edits that are not colour (Stable Diffusion attributes such as
     a smile) want ``manipulator.architecture: image_residual``."""
 
     timestep_policy: str = "selected"
@@ -124,7 +124,7 @@ class DistillSettings(Strict):
                           "(L1 whose pull fades on pixels the edit has moved far; see sdd.distill.fidelity_penalty)")
     fidelity_scale: float = Field(0.25, gt=0, description="robust fidelity: the change (images in [-1, 1]) at which its pull halves")
     latent_weight: float = Field(0.0, ge=0)
-    contrast_weight: float = Field(0.15, ge=0, description="penalise edge contrast the edit takes away (sdd.distill.lost_contrast)")
+    contrast_weight: float = Field(0.0, ge=0, description="penalise edge contrast the edit takes away (sdd.distill.lost_contrast)")
     seed: int = 0
     manipulator: ManipulatorSettings = ManipulatorSettings()
     pack: int = Field(3, ge=1, description="prompts trained together, sharing each teacher call")
