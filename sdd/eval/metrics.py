@@ -59,6 +59,22 @@ def background_psnr(sources: ShapesBatch, edited: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
+def edit_all(editor: Editor, sources: ShapesBatch, batch_size: int) -> np.ndarray:
+    """Every source image through the editor in batches; uint8 HWC images."""
+    x = to_tensor_range(sources.images)
+    with torch.no_grad():
+        edited = torch.cat([editor(x[i : i + batch_size]).detach().cpu() for i in range(0, len(x), batch_size)])
+    return from_tensor_range(edited)
+
+
+def target_hits(after: dict[str, np.ndarray], target: dict[str, str]) -> np.ndarray:
+    """Per image: the judge reads every target attribute on the edited image."""
+    hits = np.ones(len(next(iter(after.values()))), dtype=bool)
+    for attribute, value in target.items():
+        hits &= after[attribute] == spec.ATTRIBUTES[attribute].index(value)
+    return hits
+
+
 def evaluate(
     editor: Editor, sources: ShapesBatch, target: dict[str, str], judge: ShapesJudge, *, batch_size: int = 250,
 ) -> EditReport:
@@ -66,18 +82,13 @@ def evaluate(
     for attribute, value in target.items():
         if value not in spec.ATTRIBUTES.get(attribute, ()):
             raise ValueError(f"unknown target {attribute}={value!r}")
-    x = to_tensor_range(sources.images)
     started = time.perf_counter()
-    with torch.no_grad():
-        edited = torch.cat([editor(x[i : i + batch_size]).detach().cpu() for i in range(0, len(x), batch_size)])
-    seconds = (time.perf_counter() - started) / len(x)
-    edited_u8 = from_tensor_range(edited)
+    edited_u8 = edit_all(editor, sources, batch_size)
+    seconds = (time.perf_counter() - started) / len(sources)
     before, after = judge.predict(sources.images), judge.predict(edited_u8)
-    hits = np.ones(len(x), dtype=bool)
-    for attribute, value in target.items():
-        hits &= after[attribute] == spec.ATTRIBUTES[attribute].index(value)
+    hits = target_hits(after, target)
     preservation = {a: float((after[a] == before[a]).mean()) for a in spec.ATTRIBUTES if a not in target}
-    return EditReport(len(x), float(hits.mean()), preservation, background_psnr(sources, edited_u8), seconds)
+    return EditReport(len(sources), float(hits.mean()), preservation, background_psnr(sources, edited_u8), seconds)
 
 
 def breakdown(editor: Editor, sources: ShapesBatch, target: dict[str, str], judge: ShapesJudge,
@@ -87,14 +98,9 @@ def breakdown(editor: Editor, sources: ShapesBatch, target: dict[str, str], judg
     black turned dark red; a tint only on beige). One row per group, as a pandas DataFrame."""
     import pandas as pd
 
-    x = to_tensor_range(sources.images)
-    with torch.no_grad():
-        edited = torch.cat([editor(x[i : i + batch_size]).detach().cpu() for i in range(0, len(x), batch_size)])
-    out = from_tensor_range(edited)
+    out = edit_all(editor, sources, batch_size)
     before, after = judge.predict(sources.images), judge.predict(out)
-    hits = np.ones(len(x), dtype=bool)
-    for attribute, value in target.items():
-        hits &= after[attribute] == spec.ATTRIBUTES[attribute].index(value)
+    hits = target_hits(after, target)
     background, inside = sources.masks == 0, sources.masks > 0.99
     bg_before = background_colours(sources)
     table = pd.DataFrame({

@@ -109,23 +109,27 @@ def test_fidelity_mask_and_classifier_estimator_train(random_shapes_teacher):
     assert not torch.equal(masked.manipulators[0](x), x)
 
 
+def settle(guidance_potential, kind: str, steps: int) -> torch.Tensor:
+    """Where an 8x8 image's per-pixel change comes to rest when the guidance climbs
+    ``guidance_potential`` and the fidelity penalty ``kind`` (scale 0.25) pulls back."""
+    from sdd.distill import fidelity_penalty
+
+    delta = torch.zeros(1, 1, 8, 8, requires_grad=True)
+    opt = torch.optim.SGD([delta], lr=1e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -guidance_potential(delta) + fidelity_penalty(delta**2, kind, scale=0.25).sum()
+        loss.backward()
+        opt.step()
+    return delta.detach()
+
+
 def test_l1_fidelity_keeps_untouched_pixels_exactly_where_l2_lets_them_drift():
     """The sparsity argument for ``fidelity_loss="l1"``: a pull on every pixel that is weaker
     than the fidelity weight moves nothing under L1, but shifts every pixel under L2."""
-    from sdd.distill import fidelity_penalty
-
     pull = torch.full((1, 1, 8, 8), 0.05)  # a weak tint asked of the background
     pull[..., :2, :2] = 5.0  # a strong push on the object
-    moved = {}
-    for kind in ("l2", "l1"):
-        delta = torch.zeros(1, 1, 8, 8, requires_grad=True)
-        opt = torch.optim.SGD([delta], lr=1e-3)
-        for _ in range(3000):
-            opt.zero_grad()
-            loss = (-pull * delta).sum() + fidelity_penalty(delta**2, kind).sum()
-            loss.backward()
-            opt.step()
-        moved[kind] = delta.detach()
+    moved = {kind: settle(lambda delta: (pull * delta).sum(), kind, 3000) for kind in ("l2", "l1")}
     assert moved["l1"][..., :2, :2].min() > 1.0 and moved["l2"][..., :2, :2].min() > 1.0
     assert moved["l2"][..., 4:, 4:].min() > 0.02
     assert moved["l1"][..., 4:, 4:].abs().max() < 1e-3
@@ -136,22 +140,11 @@ def test_robust_fidelity_lets_a_fading_push_finish_the_edit_and_still_pins_the_b
     colour (a push of 1.5 falling to 0 at a change of 2). L1 at weight 1 stops the edit where
     the push drops to the weight (a change of 2/3: half an edit); the robust pull fades too,
     so the edit gets most of the way. A weak pull on the background moves nothing under either."""
-    from sdd.distill import fidelity_penalty
-
     def guidance_potential(delta):  # push 1.5 * (1 - delta / 2) on the object, 0.05 on the background
         obj = 1.5 * (delta[..., :2, :2] - delta[..., :2, :2] ** 2 / 4)
         return obj.sum() + 0.05 * delta[..., 4:, 4:].sum()
 
-    moved = {}
-    for kind in ("l1", "robust"):
-        delta = torch.zeros(1, 1, 8, 8, requires_grad=True)
-        opt = torch.optim.SGD([delta], lr=1e-3)
-        for _ in range(4000):
-            opt.zero_grad()
-            loss = -guidance_potential(delta) + fidelity_penalty(delta**2, kind, scale=0.25).sum()
-            loss.backward()
-            opt.step()
-        moved[kind] = delta.detach()
+    moved = {kind: settle(guidance_potential, kind, 4000) for kind in ("l1", "robust")}
     assert moved["l1"][..., :2, :2].max() < 0.75
     assert moved["robust"][..., :2, :2].min() > 1.6
     for kind in moved:
