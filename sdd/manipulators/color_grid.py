@@ -38,8 +38,6 @@ PIVOTS = ("zero", "median")
 
 def cell_medians(x: torch.Tensor, grid: int) -> torch.Tensor:
     """Per-channel median of each of grid x grid cells, spread back over the cell's pixels."""
-    if grid == 1:
-        return x.flatten(2).median(dim=2).values[..., None, None].expand_as(x)
     rows = []
     for band in torch.tensor_split(x, grid, dim=2):
         cells = [cell.flatten(2).median(dim=2).values[..., None, None].expand_as(cell)
