@@ -91,7 +91,13 @@ def indicator_curve(scores: pd.DataFrame, indicator: str) -> pd.Series:
 
 def select(scores: pd.DataFrame, indicator: str, policy: str) -> list[tuple[int, float]]:
     """Chosen timesteps with their mean scores, by policy: ``argmin``, ``below:<x>``
-    (every t scoring under x; the argmin if none does) or ``topk:<k>`` (the k lowest)."""
+    (every t scoring under x; the argmin if none does), ``topk:<k>`` (the k lowest) or
+    ``window:<k>`` (the k neighbouring t of the sweep with the lowest mean score).
+
+    ``window`` is the robust one: neighbouring t differ in the third decimal, so the k lowest
+    can be the best t plus one far away that is low by noise (``a blue object`` under topk:2:
+    350 and 600, with 600 past the range where any prompt edits well); a window must be low
+    as a whole."""
     curve = indicator_curve(scores, indicator)
     if policy == "argmin":
         chosen = curve.nsmallest(1)
@@ -102,8 +108,12 @@ def select(scores: pd.DataFrame, indicator: str, policy: str) -> list[tuple[int,
             chosen = curve.nsmallest(1)
     elif policy.startswith("topk:"):
         chosen = curve.nsmallest(_number(policy, int))
+    elif policy.startswith("window:"):
+        k = min(_number(policy, int), len(curve))
+        start = int(np.argmin(curve.rolling(k).mean().to_numpy()[k - 1:]))
+        chosen = curve.iloc[start:start + k]
     else:
-        raise ValueError(f"unknown selection policy {policy!r}; expected argmin, below:<x> or topk:<k>")
+        raise ValueError(f"unknown selection policy {policy!r}; expected argmin, below:<x>, topk:<k> or window:<k>")
     return [(int(t), float(s)) for t, s in sorted(chosen.items())]
 
 

@@ -84,7 +84,18 @@ def test_selection_policies(table):
     assert score == pytest.approx(0.11)
 
 
-@pytest.mark.parametrize("policy", ["max", "below:x", "topk:0", "topk:1.5"])
+def test_window_policy_takes_neighbours_not_an_outlier():
+    # the shape of a noisy curve: best at 300, and 700 lower than 300's neighbours by noise
+    curve = {100: 0.6, 200: 0.52, 300: 0.50, 400: 0.53, 500: 0.6, 600: 0.6, 700: 0.51, 800: 0.7}
+    table = pd.DataFrame([{"t": t, "image_id": 0, "hybrid": s} for t, s in curve.items()])
+    assert [t for t, _ in indicator.select(table, "hybrid", "topk:2")] == [300, 700]
+    assert [t for t, _ in indicator.select(table, "hybrid", "window:2")] == [200, 300]
+    assert [t for t, _ in indicator.select(table, "hybrid", "window:3")] == [200, 300, 400]
+    # a window wider than the sweep is the whole sweep
+    assert len(indicator.select(table, "hybrid", "window:20")) == len(curve)
+
+
+@pytest.mark.parametrize("policy", ["max", "below:x", "topk:0", "topk:1.5", "window:0"])
 def test_bad_policies_are_clear_errors(table, policy):
     with pytest.raises(ValueError, match="policy"):
         indicator.select(table, "hybrid", policy)
