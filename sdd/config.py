@@ -125,6 +125,8 @@ class DistillSettings(Strict):
     fidelity_scale: float = Field(0.25, gt=0, description="robust fidelity: the change (images in [-1, 1]) at which its pull halves")
     latent_weight: float = Field(0.0, ge=0)
     contrast_weight: float = Field(0.0, ge=0, description="penalise edge contrast the edit takes away (sdd.distill.lost_contrast)")
+    contrast_scope: Literal["all", "moved"] = Field(
+        "all", description="pixels the contrast term may move: all, or each only as far as the edit moved it")
     seed: int = 0
     manipulator: ManipulatorSettings = ManipulatorSettings()
     pack: int = Field(3, ge=1, description="prompts trained together, sharing each teacher call")

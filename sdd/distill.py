@@ -54,6 +54,7 @@ class DistillConfig:
     fidelity_scale: float = 0.25  # only for fidelity_loss="robust": the change at which the pull halves
     latent_weight: float = 0.0
     contrast_weight: float = 0.0
+    contrast_scope: str = "all"  # "moved": the term's gradient reaches pixels only as far as the edit moved them
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
     max_batch: int | None = None  # rows per teacher call; None: sdd.guidance.resolve_max_batch
@@ -66,6 +67,8 @@ class DistillConfig:
         policy_sampler(self, 1000)  # validates the policy string and the selected lists
         if self.fidelity_loss not in FIDELITY_LOSSES:
             raise ValueError(f"unknown fidelity_loss {self.fidelity_loss!r}; expected one of {FIDELITY_LOSSES}")
+        if self.contrast_scope not in CONTRAST_SCOPES:
+            raise ValueError(f"unknown contrast_scope {self.contrast_scope!r}; expected one of {CONTRAST_SCOPES}")
         if self.fidelity_scale <= 0:
             raise ValueError(f"fidelity_scale must be > 0, got {self.fidelity_scale}")
 
@@ -128,6 +131,7 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
 
 
 FIDELITY_LOSSES = ("l2", "l1", "robust")
+CONTRAST_SCOPES = ("all", "moved")
 CHARBONNIER_EPS = 1e-3
 
 
@@ -172,11 +176,20 @@ def guidance_mask(grad: torch.Tensor, size: tuple[int, int], blur: int = 5) -> t
     return magnitude / peak
 
 
-def lost_contrast(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def lost_contrast(y: torch.Tensor, x: torch.Tensor, scope: str = "all") -> torch.Tensor:
     """Per-row mean of how much edge contrast the edit took away: relu(|grad x| - |grad y|)
     over horizontal and vertical neighbour differences (colour vector norms). Zero for an edit
     that keeps or raises every edge's contrast (a blue object on black turned bright red);
-    positive where a recolour stops half way (a dark red object the judge reads as smaller)."""
+    positive where a recolour stops half way (a dark, low-contrast red).
+
+    ``scope="moved"`` lets the term's gradient reach each pixel in proportion to how far the
+    edit moved it (|y - x| over its image's max, detached): the edited object is pushed to
+    keep its edges, and a background the edit left alone is not moved to buy contrast back
+    (what ``"all"`` does for a dark target colour). The value is the same in both scopes."""
+    if scope == "moved":
+        moved = (y - x).detach().abs().sum(1, keepdim=True)
+        share = moved / moved.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
+        y = y.detach() + share * (y - y.detach())
     def edges(img):
         dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).sum(1).add(1e-8).sqrt()
         dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).sum(1).add(1e-8).sqrt()
@@ -246,7 +259,7 @@ class Distiller:
         fidelity = squared.detach().flatten(1).mean(1)
         loss = guidance_loss + cfg.fidelity_weight * penalty.flatten(1).mean(1).sum() / cfg.batch_size
         if cfg.contrast_weight:
-            loss = loss + cfg.contrast_weight * lost_contrast(y, x_rep).sum() / cfg.batch_size
+            loss = loss + cfg.contrast_weight * lost_contrast(y, x_rep, cfg.contrast_scope).sum() / cfg.batch_size
         if cfg.latent_weight:
             with torch.no_grad():
                 z_src = teacher.encode(x_rep)

@@ -167,3 +167,29 @@ def test_lost_contrast_charges_a_recolour_that_stops_half_way_and_not_a_full_one
     assert lost_contrast(x, x).item() == pytest.approx(0, abs=1e-6)
     assert lost_contrast(full, x).item() == pytest.approx(0, abs=1e-6)
     assert lost_contrast(half, x).item() > 0.05
+
+
+def test_moved_scope_keeps_the_contrast_term_off_a_background_the_edit_left_alone():
+    from sdd.distill import lost_contrast
+
+    x = torch.full((1, 3, 8, 8), -0.2)  # a gray background
+    x[:, :, 2:6, 2:6] = torch.tensor([0.8, 0.8, -0.75]).view(1, 3, 1, 1)  # a yellow object
+    y = x.clone()
+    y[:, :, 2:6, 2:6] = torch.tensor([-0.7, -0.6, 0.0]).view(1, 3, 1, 1)  # a dark blue one: contrast lost
+    grads = {}
+    for scope in ("all", "moved"):
+        edited = y.clone().requires_grad_(True)
+        value = lost_contrast(edited, x, scope)
+        value.sum().backward()
+        grads[scope] = edited.grad
+        assert value.item() == pytest.approx(lost_contrast(y, x).item())  # same value in both scopes
+    background = torch.ones(8, 8, dtype=torch.bool)
+    background[2:6, 2:6] = False
+    assert grads["all"][0][:, background].abs().max() > 1e-3  # "all" would move the background ...
+    assert grads["moved"][0][:, background].abs().max() == 0  # ... "moved" does not
+    assert grads["moved"][0][:, ~background].abs().max() > 1e-3  # and still pushes the object
+
+
+def test_contrast_scope_is_validated():
+    with pytest.raises(ValueError, match="contrast_scope"):
+        DistillConfig(prompts=["a red object"], timestep_policy="fixed:300", contrast_scope="edges")
