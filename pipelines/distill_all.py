@@ -29,6 +29,7 @@ from pipelines.common import add_job_arguments, connect, job_config, log, ray_st
 from pipelines.select_timesteps import select_timesteps
 from sdd.artifacts import slugify
 from sdd.config import JobConfig
+from sdd.distill import uses_selection
 from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, save_pack, write_before_after
 
 STATE_FILE = "state.safetensors"
@@ -139,7 +140,7 @@ def distill_all(config: JobConfig) -> list[dict]:
     started = time.time()
     run = RunDir(config.run_dir)
     run.write_config(config)
-    selected = select_timesteps(config) if config.distill.timestep_policy == "selected" else {}
+    selected = select_timesteps(config) if uses_selection(config.distill.timestep_policy) else {}
     todo = [p for p in config.prompts if not run.registry.has(p)]
     for p in config.prompts:
         if p not in todo:

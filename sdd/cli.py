@@ -176,13 +176,14 @@ def cmd_select(args) -> None:
 
 
 def cmd_distill(args) -> None:
+    from sdd.distill import uses_selection
     from sdd.runs import RunDir, load_run_teacher, make_distiller, packs, run_selection, save_pack, write_before_after
 
     config = job_config(args)
     run = RunDir(config.run_dir)
     run.write_config(config)
     teacher = load_run_teacher(config)
-    selected = run_selection(config, run, teacher) if config.distill.timestep_policy == "selected" else {}
+    selected = run_selection(config, run, teacher) if uses_selection(config.distill.timestep_policy) else {}
     summary = {r["prompt"]: r for r in run.read_json("summary.json", default=[])}
     todo = [p for p in config.prompts if not run.registry.has(p)]
     for prompt in set(config.prompts) - set(todo):

@@ -15,7 +15,10 @@ Per step, for source images x (the same batch for every prompt):
 
 Timestep policies live here, not in the manipulator or the teacher: ``selected`` (uniform
 over each prompt's selected list), ``random:<lo>,<hi>``, ``fixed:<t>``, ``anneal`` /
-``anneal:<lo>,<hi>`` (uniform over [lo, t_max] with t_max shrinking linearly from hi to lo).
+``anneal:<lo>,<hi>`` (uniform over [lo, t_max] with t_max shrinking linearly from hi to lo),
+``selected-anneal:<lo>`` (the same, per prompt, from the prompt's largest selected t down to
+lo: the indicator picks where the edit starts, lower t then settle the colour
+and hold the background).
 Everything random is drawn from generators seeded by (seed, step): a run is deterministic,
 and a resumed run continues exactly where it stopped.
 """
@@ -89,6 +92,11 @@ def _pair(text: str, name: str) -> tuple[int, int]:
     return lo, hi
 
 
+def uses_selection(timestep_policy: str) -> bool:
+    """Whether a timestep policy needs the indicator's selected timesteps (the select stage)."""
+    return timestep_policy == "selected" or timestep_policy.startswith("selected-anneal:")
+
+
 def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[[np.random.Generator, int, int], np.ndarray]:
     """A function (rng, step, prompt index) -> timesteps for one prompt's batch."""
     policy, b, total = config.timestep_policy, config.batch_size, config.steps
@@ -116,6 +124,21 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
         lo, hi = _pair(policy.split(":", 1)[1], "random")
         check([lo, hi])
         return lambda rng, step, k: rng.integers(lo, hi + 1, size=b)
+    if policy.startswith("selected-anneal:"):
+        try:
+            lo = check([int(policy.split(":", 1)[1])])[0]
+        except ValueError as exc:
+            raise ValueError(f"bad timestep policy {policy!r}: expected selected-anneal:<lo> ({exc})") from None
+        missing = [p for p in config.prompts if not config.selected_timesteps.get(p)]
+        if missing:
+            raise ValueError(f"timestep policy {policy!r} needs selected timesteps for {missing}")
+        starts = [max(lo, max(check(list(config.selected_timesteps[p])))) for p in config.prompts]
+
+        def selected_anneal(rng, step, k):
+            t_max = starts[k] - (starts[k] - lo) * step / max(1, total - 1)
+            return rng.integers(lo, int(round(t_max)) + 1, size=b)
+
+        return selected_anneal
     if policy == "anneal" or policy.startswith("anneal:"):
         lo, hi = _pair(policy.split(":", 1)[1], "anneal") if ":" in policy else (20, 980)
         check([lo, hi])
@@ -126,7 +149,7 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
 
         return anneal
     raise ValueError(
-        f"unknown timestep policy {policy!r}; expected selected, fixed:<t>, random:<lo>,<hi> or anneal[:<lo>,<hi>]"
+        f"unknown timestep policy {policy!r}; expected selected, selected-anneal:<lo>, fixed:<t>, random:<lo>,<hi> or anneal[:<lo>,<hi>]"
     )
 
 

@@ -71,10 +71,26 @@ def test_timestep_policies():
     assert anneal(rng, 0, 0).max() > 900 and anneal(rng, 99, 0).max() <= 20
 
 
+def test_selected_anneal_starts_each_prompt_at_its_own_largest_selected_t():
+    rng = np.random.default_rng(0)
+    cfg = small_config(prompts=["a red object", "a blue object"], timestep_policy="selected-anneal:200", steps=100,
+                       batch_size=500, selected_timesteps={"a red object": [350, 400], "a blue object": [350, 600]})
+    sample = policy_sampler(cfg, 1000)
+    red, blue = sample(rng, 0, 0), sample(rng, 0, 1)
+    assert red.min() >= 200 and 390 <= red.max() <= 400
+    assert blue.min() >= 200 and 590 <= blue.max() <= 600
+    assert set(sample(rng, 99, 0)) == {200} and set(sample(rng, 99, 1)) == {200}
+    # a selection already under lo is held at lo
+    low = small_config(timestep_policy="selected-anneal:200", selected_timesteps={"a red object": [100]})
+    assert set(policy_sampler(low, 1000)(rng, 0, 0)) == {200}
+
+
 @pytest.mark.parametrize("kw, message", [
     ({"timestep_policy": "selected"}, "needs selected timesteps"),
     ({"timestep_policy": "fixed:2000"}, "outside"),
     ({"timestep_policy": "random:5"}, "lo>,<hi"),
+    ({"timestep_policy": "selected-anneal:200"}, "needs selected timesteps"),
+    ({"timestep_policy": "selected-anneal:x", "selected_timesteps": {"a red object": [300]}}, "selected-anneal:<lo>"),
     ({"timestep_policy": "sometimes"}, "unknown timestep policy"),
     ({"prompts": []}, "at least one prompt"),
     ({"prompts": ["a", "a"]}, "duplicate"),
