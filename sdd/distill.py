@@ -108,11 +108,14 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
             raise ValueError(f"timesteps {bad} outside [0, {top}]")
         return ts
 
-    if policy == "selected":
+    def selected_lists() -> list[list[int]]:
         missing = [p for p in config.prompts if not config.selected_timesteps.get(p)]
         if missing:
-            raise ValueError(f"timestep policy 'selected' needs selected timesteps for {missing}")
-        lists = [np.array(check(list(config.selected_timesteps[p]))) for p in config.prompts]
+            raise ValueError(f"timestep policy {policy!r} needs selected timesteps for {missing}")
+        return [check(list(config.selected_timesteps[p])) for p in config.prompts]
+
+    if policy == "selected":
+        lists = [np.array(ts) for ts in selected_lists()]
         return lambda rng, step, k: rng.choice(lists[k], size=b)
     if policy.startswith("fixed:"):
         try:
@@ -129,10 +132,7 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
             lo = check([int(policy.split(":", 1)[1])])[0]
         except ValueError as exc:
             raise ValueError(f"bad timestep policy {policy!r}: expected selected-anneal:<lo> ({exc})") from None
-        missing = [p for p in config.prompts if not config.selected_timesteps.get(p)]
-        if missing:
-            raise ValueError(f"timestep policy {policy!r} needs selected timesteps for {missing}")
-        starts = [max(lo, max(check(list(config.selected_timesteps[p])))) for p in config.prompts]
+        starts = [max(lo, *ts) for ts in selected_lists()]
 
         def selected_anneal(rng, step, k):
             t_max = starts[k] - (starts[k] - lo) * step / max(1, total - 1)
@@ -213,6 +213,7 @@ def lost_contrast(y: torch.Tensor, x: torch.Tensor, scope: str = "all") -> torch
         moved = (y - x).detach().abs().sum(1, keepdim=True)
         share = moved / moved.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
         y = y.detach() + share * (y - y.detach())
+
     def edges(img):
         dx = (img[..., :, 1:] - img[..., :, :-1]).pow(2).sum(1).add(1e-8).sqrt()
         dy = (img[..., 1:, :] - img[..., :-1, :]).pow(2).sum(1).add(1e-8).sqrt()

@@ -92,9 +92,10 @@ def train(out: Path, recipe: dict, threads: int) -> dict[str, float]:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         x = augment(to_tensor_range(images), gen, recipe["noise"])
         logits = net(x)
-        keep_colour = torch.from_numpy(~repainted)
         loss = sum(F.cross_entropy(logits[k], torch.from_numpy(batch.labels[k])) for k in logits if k != "color")
-        loss = loss + F.cross_entropy(logits["color"][keep_colour], torch.from_numpy(batch.labels["color"])[keep_colour])
+        if not repainted.all():  # the colour head learns from the canonically coloured rows only
+            keep = torch.from_numpy(~repainted)
+            loss = loss + F.cross_entropy(logits["color"][keep], torch.from_numpy(batch.labels["color"])[keep])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
