@@ -15,18 +15,13 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import torch
 
 from sdd.artifacts import load_manipulator
 from sdd.domains.shapes import spec
 from sdd.domains.shapes.edits import held_out_sources, target_of
 from sdd.domains.shapes.judge import ShapesJudge
+from sdd.domains.shapes.render import composite, region_colours
 from sdd.eval.metrics import edit_all
-
-
-def fill(mask: np.ndarray, object_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
-    m = mask[..., None]
-    return np.clip(np.rint(background_rgb[:, None, None] * (1 - m) + object_rgb[:, None, None] * m), 0, 255).astype(np.uint8)
 
 
 def main() -> None:
@@ -39,16 +34,14 @@ def main() -> None:
     artifact = load_manipulator(args.manipulator)
     manipulator = artifact.manipulator.eval()
     sources = held_out_sources(args.n)
-    with torch.no_grad():
-        edited = edit_all(manipulator, sources, 250)
-    inside, outside = sources.masks > 0.99, sources.masks == 0
-    object_rgb = np.stack([edited[i][inside[i]].mean(0) for i in range(len(edited))])
-    background_rgb = np.stack([edited[i][outside[i]].mean(0) for i in range(len(edited))])
+    edited = edit_all(manipulator, sources, 250)
+    object_rgb = region_colours(edited, sources.masks > 0.99)
+    background_rgb = region_colours(edited, sources.masks == 0)
     target = np.array(spec.COLOR_RGB[target_of(artifact.manifest["prompt"])["color"]], float)
     images = {
         "edited": edited,
-        "flat twin": fill(sources.masks, object_rgb, background_rgb),
-        "target colour over the edit's background": fill(sources.masks, np.broadcast_to(target, object_rgb.shape), background_rgb),
+        "flat twin": composite(sources.masks, object_rgb, background_rgb),
+        "target colour over the edit's background": composite(sources.masks, np.broadcast_to(target, object_rgb.shape), background_rgb),
     }
     judge = ShapesJudge.from_pretrained(args.judge)
     before = judge.predict(sources.images)

@@ -20,7 +20,7 @@ import torch
 
 from sdd.domains.shapes import spec
 from sdd.domains.shapes.judge import ShapesJudge
-from sdd.domains.shapes.render import ShapesBatch
+from sdd.domains.shapes.render import ShapesBatch, region_colours
 from sdd.io.images import from_tensor_range, to_tensor_range
 
 Editor = Callable[[torch.Tensor], torch.Tensor]
@@ -41,10 +41,7 @@ class EditReport:
 
 def background_colours(batch: ShapesBatch) -> np.ndarray:
     """The flat background colour of each source image (its pixels outside the object)."""
-    out = np.zeros((len(batch), 3), dtype=np.float64)
-    for i in range(len(batch)):
-        out[i] = batch.images[i][batch.masks[i] == 0].mean(axis=0)
-    return out
+    return region_colours(batch.images, batch.masks == 0)
 
 
 def background_psnr(sources: ShapesBatch, edited: np.ndarray) -> float:
@@ -101,16 +98,15 @@ def breakdown(editor: Editor, sources: ShapesBatch, target: dict[str, str], judg
     out = edit_all(editor, sources, batch_size)
     before, after = judge.predict(sources.images), judge.predict(out)
     hits = target_hits(after, target)
-    background, inside = sources.masks == 0, sources.masks > 0.99
-    bg_before = background_colours(sources)
+    shift = np.abs(region_colours(out, sources.masks == 0) - background_colours(sources)).max(axis=1)
+    object_rgb = region_colours(out, sources.masks > 0.99)
     table = pd.DataFrame({
         "source_color": [spec.COLORS[c] for c in sources.labels["color"]],
         "background": [spec.BACKGROUNDS[b] for b in sources.labels["background"]],
         "editability": hits,
         **{f"kept_{a}": after[a] == before[a] for a in spec.ATTRIBUTES if a not in target},
-        "background_shift": [np.abs(out[i][background[i]].mean(0) - bg_before[i]).max() for i in range(len(out))],
+        "background_shift": shift,
+        **{f"object_{channel}": object_rgb[:, c] for c, channel in enumerate("rgb")},
     })
-    for c, channel in enumerate("rgb"):
-        table[f"object_{channel}"] = [out[i][inside[i], c].mean() if inside[i].any() else np.nan for i in range(len(out))]
     grouped = table.groupby(["source_color", "background"])
     return grouped.mean().assign(n=grouped.size()).reset_index()

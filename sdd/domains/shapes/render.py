@@ -90,10 +90,24 @@ def render(rng: np.random.Generator, labels: dict[str, np.ndarray]) -> ShapesBat
     bg_rgb = np.clip(bg_rgb, 0, 255)
 
     masks = coverage(labels["shape"], cx, cy, radius)
+    return ShapesBatch(composite(masks, obj_rgb, bg_rgb), masks, labels, cx, cy, radius)
+
+
+def composite(masks: np.ndarray, object_rgb: np.ndarray, background_rgb: np.ndarray) -> np.ndarray:
+    """One flat object colour over one flat background per image, mixed by the coverage mask
+    (so anti-aliased edges are the mixture): uint8 [N, H, W, 3] from masks [N, H, W], colours [N, 3]."""
     m = masks[..., None]
-    images = bg_rgb[:, None, None, :] * (1.0 - m) + obj_rgb[:, None, None, :] * m
-    images = np.clip(np.rint(images), 0, 255).astype(np.uint8)
-    return ShapesBatch(images, masks, labels, cx, cy, radius)
+    images = background_rgb[:, None, None, :] * (1.0 - m) + object_rgb[:, None, None, :] * m
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+def region_colours(images: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Mean colour of each image over a boolean region [N, H, W] (NaN where the region is empty):
+    the background colour of a shapes image is its mean over ``masks == 0``."""
+    counts = region.sum(axis=(1, 2))[:, None]
+    sums = (images.astype(np.float64) * region[..., None]).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums / counts
 
 
 def coverage(shape_idx: np.ndarray, cx: np.ndarray, cy: np.ndarray, radius: np.ndarray) -> np.ndarray:

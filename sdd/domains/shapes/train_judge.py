@@ -30,7 +30,7 @@ from tqdm import tqdm
 from sdd.io.images import to_tensor_range
 
 from .judge import CONFIG_FILE, WEIGHTS_FILE, JudgeNet, ShapesJudge, default_weights_dir
-from .render import ShapesBatch, generate, render, sample_labels
+from .render import ShapesBatch, composite, generate, region_colours, render, sample_labels
 
 RECIPE = {"seed": 1, "steps": 1500, "batch_size": 128, "lr": 3e-3, "width": 32, "noise": 0.08,
           "recolour_share": 0.5, "min_contrast": 60}
@@ -51,14 +51,12 @@ def recolour(batch: ShapesBatch, rng: np.random.Generator, share: float, min_con
     """Images with the objects of a random ``share`` of rows repainted in random colours, and
     which rows those are. The outline and its anti-aliasing stay exactly the source's."""
     rows = rng.random(len(batch)) < share
-    images = batch.images.astype(np.float64)
+    images = batch.images.copy()
     if rows.any():
-        m = batch.masks[rows][..., None].astype(np.float64)
-        bare = (m == 0).astype(np.float64)  # pixels the object does not touch: the background's colour
-        background = (images[rows] * bare).sum((1, 2)) / bare.sum((1, 2))
-        colours = random_colours(rng, background, min_contrast)
-        images[rows] = background[:, None, None] * (1 - m) + colours[:, None, None] * m
-    return np.clip(np.rint(images), 0, 255).astype(np.uint8), rows
+        masks = batch.masks[rows]
+        background = region_colours(batch.images[rows], masks == 0)
+        images[rows] = composite(masks, random_colours(rng, background, min_contrast), background)
+    return images, rows
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, noise: float) -> torch.Tensor:
