@@ -89,10 +89,12 @@ class ManipulatorSettings(Strict):
     grid: int | None = Field(None, ge=1, description="color_grid only: transforms per side (1 = one per image)")
     pivot: Literal["zero", "median"] | None = Field(
         None, description="color_grid only: centre each transform on the cell's median colour (holds the dominant colour)")
+    bias: bool | None = Field(
+        None, description="color_grid only: false drops the transform's offset (with pivot median: the dominant colour is fixed)")
 
     @model_validator(mode="after")
     def grid_only_for_color_grid(self):
-        for name in ("grid", "pivot"):
+        for name in ("grid", "pivot", "bias"):
             if getattr(self, name) is not None and self.architecture != "color_grid":
                 raise ValueError(f"'{name}' applies to the color_grid architecture, not {self.architecture!r}")
         return self

@@ -22,6 +22,14 @@ y = x + A (x - median) + b: the colour that covers most of the cell (the backgro
 object edit) is fixed by every A, and moves only through b, which the fidelity term pins.
 Without a pivot, holding the background needs A and b to cancel exactly at its colour, one
 more thing the network has to learn per image and gets only approximately right (a tint).
+
+``bias=False`` drops b: y = x + A (x - pivot). With the median pivot, the dominant colour of
+each cell is then a fixed point of the edit *by construction*, whatever the network predicts:
+the prior "an object edit leaves the background alone" moves from the loss, where the
+guidance's pull on the background has to be out-weighed, into the architecture, where it
+cannot be. It assumes the edited object covers less than half of each cell (true of the
+shapes world: at most 46% of the image); an edit that must move the dominant colour
+(a background change, a global tint) needs the bias.
 """
 
 from __future__ import annotations
@@ -52,24 +60,26 @@ class ColorGridManipulator(nn.Module):
     architecture = "color_grid"
 
     def __init__(self, width: int = 48, depth: int = 4, grid: int = 1, channels: int = 3, groups: int = 8,
-                 pivot: str = "zero"):
+                 pivot: str = "zero", bias: bool = True):
         super().__init__()
         if pivot not in PIVOTS:
             raise ValueError(f"unknown pivot {pivot!r}; expected one of {PIVOTS}")
-        self.hparams = {"width": width, "depth": depth, "grid": grid, "channels": channels, "groups": groups, "pivot": pivot}
-        self.channels, self.grid, self.pivot = channels, grid, pivot
+        self.hparams = {"width": width, "depth": depth, "grid": grid, "channels": channels, "groups": groups, "pivot": pivot,
+                        "bias": bias}
+        self.channels, self.grid, self.pivot, self.bias = channels, grid, pivot, bias
         layers: list[nn.Module] = [nn.Conv2d(channels + 2, width, 3, padding=1)]
         for i in range(depth):
             layers += [nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1, stride=2 if i % 2 else 1)]
         self.trunk = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Conv2d(2 * width, 2 * width, 1), nn.SiLU(), nn.Conv2d(2 * width, channels * (channels + 1), 1)
+            nn.Conv2d(2 * width, 2 * width, 1), nn.SiLU(), nn.Conv2d(2 * width, channels * (channels + int(bias)), 1)
         )
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
     def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-pixel (A, b) interpolated from the grid: A [B, C, C, H, W] (added to I), b [B, C, H, W]."""
+        """Per-pixel (A, b) interpolated from the grid: A [B, C, C, H, W] (added to I), b [B, C, H, W]
+        (zeros without a bias)."""
         b, _, h, w = x.shape
         ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
         xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
@@ -81,7 +91,8 @@ class ColorGridManipulator(nn.Module):
         else:
             params = params.expand(-1, -1, h, w)
         c = self.channels
-        return params[:, : c * c].reshape(b, c, c, h, w), params[:, c * c :]
+        a = params[:, : c * c].reshape(b, c, c, h, w)
+        return a, (params[:, c * c :] if self.bias else torch.zeros_like(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a, bias = self.transform(x)

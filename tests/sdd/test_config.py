@@ -20,6 +20,7 @@ def test_defaults_are_the_shapes_world_and_its_six_recolour_prompts():
     ({"distill": {"weighting": "snr"}}, "unknown weighting"),
     ({"distill": {"estimator": "dds"}}, "estimator"),
     ({"distill": {"manipulator": {"architecture": "image_residual", "grid": 2}}}, "applies to the color_grid"),
+    ({"distill": {"manipulator": {"architecture": "image_affine", "bias": False}}}, "'bias' applies to the color_grid"),
     ({"select": {"policy": "max"}}, "unknown selection policy"),
     ({"select": {"draws": 1}}, "select.draws"),
     ({"select": {"timesteps": {"start": 900, "stop": 100}}}, "must not exceed"),

@@ -159,3 +159,35 @@ def test_color_grid_median_pivot_holds_each_cells_dominant_colour_under_any_tran
     assert ColorGridManipulator().hparams["pivot"] == "zero"  # artifacts saved before pivots load unchanged
     with pytest.raises(ValueError, match="pivot"):
         ColorGridManipulator(pivot="mean")
+
+
+def test_color_grid_without_bias_cannot_move_the_dominant_colour_whatever_the_network_predicts():
+    """pivot="median", bias=False: every output of the head randomised, yet the background is
+    unchanged to the bit and the object still moves; with the bias, the same randomised head
+    moves the background (the check is not vacuous). The head has no bias outputs to save."""
+    from sdd.manipulators import ColorGridManipulator, build
+
+    def randomised(bias: bool) -> ColorGridManipulator:
+        torch.manual_seed(0)
+        m = ColorGridManipulator(width=16, depth=2, pivot="median", bias=bias)
+        with torch.no_grad():
+            m.head[-1].weight.normal_(std=0.3)
+            m.head[-1].bias.normal_(std=0.3)
+        return m
+
+    x = torch.empty(3, 3, 16, 16)
+    x[:] = torch.tensor([0.6, 0.5, 0.1]).view(1, 3, 1, 1)  # a beige background
+    x[:, :, 3:10, 4:12] = torch.tensor([-0.7, -0.6, 0.8]).view(1, 3, 1, 1)
+    background = torch.ones(16, 16, dtype=torch.bool)
+    background[3:10, 4:12] = False
+    y = randomised(bias=False)(x)
+    assert torch.equal(y[:, :, background], x[:, :, background])
+    assert (y[:, :, ~background] - x[:, :, ~background]).abs().max() > 0.05
+    assert not torch.allclose(randomised(bias=True)(x)[:, :, background], x[:, :, background], atol=1e-3)
+
+    m = randomised(bias=False)
+    assert m.head[-1].out_channels == 9
+    rebuilt = build("color_grid", **m.hparams)
+    rebuilt.load_state_dict(m.state_dict())
+    assert torch.equal(rebuilt(x), y)
+    assert ColorGridManipulator().hparams["bias"] is True  # artifacts saved before the option load unchanged
