@@ -1,11 +1,13 @@
 """The Ray Data augment job against its limit, and its memory as the input grows.
 
-    python benchmarks/bench_augment.py --manipulators runs/demo/run [--rows 2000] [--big-rows 20000]
+    python benchmarks/bench_augment.py --manipulators runs/demo/run [--rows 2000] [--big-rows 20000] [--layout default|one-actor]
 
 1. Throughput: input images per second of ``pipelines/augment.py`` on a local Ray against a
    single-process loop doing the same work (read, decode + resize, every manipulator, judge
    columns, PNG encode, write Parquet) on the same cores with no Ray. Target: >= 85%.
-   The job's edit actor gets as many torch threads as the loop. A job starts cold (Ray Data
+   ``--layout default`` runs the job as a user gets it (no config: one 1-thread edit actor
+   per core); ``--layout one-actor`` gives one edit actor as many torch threads as the loop
+   has (the loop's own layout inside the job). A job starts cold (Ray Data
    plan, actor start, oneDNN warm-up) while the loop's median is warm, so the ratio is also
    reported for ``--big-rows``, where those fixed costs are spread over 10x the rows.
 2. Memory: peak memory of the whole job (driver plus every Ray process, sampled every 0.2 s)
@@ -78,11 +80,11 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
-def job_config(work: Path, threads: int) -> str:
-    """The edit actor uses as many torch threads as the loop (all cores): the loop's limit is
-    the same work on the same cores."""
+def job_config(work: Path, layout: str, threads: int) -> str:
+    """``default``: no settings (what `pipelines/augment.py` does on its own); ``one-actor``: one
+    edit actor with as many torch threads as the loop (all cores)."""
     path = work / "augment.yaml"
-    path.write_text(f"resources: {{num_cpus: {threads}}}\n")
+    path.write_text(f"resources: {{num_cpus: {threads}}}\n" if layout == "one-actor" else "{}\n")
     return str(path)
 
 
@@ -129,13 +131,15 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--big-rows", type=int, default=20000)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--layout", choices=("default", "one-actor"), default="default",
+                   help="the job's edit actors: its defaults, or one actor with the loop's threads")
     args = p.parse_args()
     setup(args)
     manipulators = args.manipulators.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench_augment_"))
     import torch
 
-    config = job_config(work, torch.get_num_threads())
+    config = job_config(work, args.layout, torch.get_num_threads())
     try:
         small, big = str(work / "small.parquet"), str(work / "big.parquet")
         make_input(small, args.rows)
@@ -155,7 +159,7 @@ def main() -> None:
         big_job = ray_job(big, str(work / "ray_big"), manipulators, config)
         loop_ips, ray_ips = args.rows / statistics.median(loop_s), args.rows / statistics.median(ray_s)
         report("bench_augment", {
-            "rows": args.rows, "edits_per_row": job["counts"]["edits_per_row"],
+            "layout": args.layout, "rows": args.rows, "edits_per_row": job["counts"]["edits_per_row"],
             "loop_images_per_s": round(loop_ips, 1), "ray_images_per_s": round(ray_ips, 1),
             "ray_vs_loop": round(ray_ips / loop_ips, 3),
             "big_ray_images_per_s": round(args.big_rows / big_job["seconds"], 1),

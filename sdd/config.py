@@ -91,10 +91,12 @@ class ManipulatorSettings(Strict):
         None, description="color_grid only: centre each transform on the cell's median colour (holds the dominant colour)")
     bias: bool | None = Field(
         None, description="color_grid only: false drops the transform's offset (with pivot median: the dominant colour is fixed)")
+    colour_stats: bool | None = Field(
+        None, description="color_grid only: feed each cell's median, mean and salient colour to the transform head")
 
     @model_validator(mode="after")
     def grid_only_for_color_grid(self):
-        for name in ("grid", "pivot", "bias"):
+        for name in ("grid", "pivot", "bias", "colour_stats"):
             if getattr(self, name) is not None and self.architecture != "color_grid":
                 raise ValueError(f"'{name}' applies to the color_grid architecture, not {self.architecture!r}")
         return self

@@ -36,6 +36,8 @@ def main() -> None:
     p.add_argument("--guidance", type=float, default=10.0)
     p.add_argument("--fidelity-weight", type=float, default=0.1)
     p.add_argument("--fidelity-loss", default="l1")
+    p.add_argument("--pivot-median", action="store_true",
+                   help="y = x + A (x - median) with no offset: the color_grid manipulator's pivot: median, bias: false")
     args = p.parse_args()
 
     teacher = load_run_teacher(JobConfig())
@@ -50,6 +52,9 @@ def main() -> None:
     rng = np.random.default_rng(0)
 
     def edit(images: torch.Tensor) -> torch.Tensor:
+        if args.pivot_median:
+            pivot = images.flatten(2).median(dim=2).values[..., None, None]
+            return clamp_to_image(images + torch.einsum("bij,bjhw->bihw", a, images - pivot))
         return clamp_to_image(images + torch.einsum("bij,bjhw->bihw", a, images) + b)
 
     for step in range(args.steps):

@@ -30,6 +30,12 @@ guidance's pull on the background has to be out-weighed, into the architecture, 
 cannot be. It assumes the edited object covers less than half of each cell (true of the
 shapes world: at most 46% of the image); an edit that must move the dominant colour
 (a background change, a global tint) needs the bias.
+
+``colour_stats=True`` hands the head each cell's median, mean and salient colour (the mean
+weighted by distance from the median) next to the pooled features. The trunk's GroupNorm
+normalises away absolute colour levels, and the transform a recolour needs depends on
+exactly those: the same A that sends a red object on beige to blue sends a blue one to
+orange.
 """
 
 from __future__ import annotations
@@ -54,25 +60,37 @@ def cell_medians(x: torch.Tensor, grid: int) -> torch.Tensor:
     return torch.cat(rows, dim=2)
 
 
+def colour_statistics(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """Per cell, three colours the transform depends on: the median (the dominant colour), the
+    mean, and the salient colour (the mean weighted by each pixel's distance from the median:
+    the colour of whatever stands out, an object's). [B, 3C, grid, grid]."""
+    median = cell_medians(x, grid)
+    weight = (x - median).abs().sum(1, keepdim=True)
+    eps = 1e-6
+    salient = (F.adaptive_avg_pool2d(weight * x, grid) + eps * F.adaptive_avg_pool2d(median, grid)) / (
+        F.adaptive_avg_pool2d(weight, grid) + eps)
+    return torch.cat([F.adaptive_avg_pool2d(median, grid), F.adaptive_avg_pool2d(x, grid), salient], 1)
+
+
 class ColorGridManipulator(nn.Module):
     """Images in [-1, 1], [B, C, H, W] -> edited images; any size."""
 
     architecture = "color_grid"
 
     def __init__(self, width: int = 48, depth: int = 4, grid: int = 1, channels: int = 3, groups: int = 8,
-                 pivot: str = "zero", bias: bool = True):
+                 pivot: str = "zero", bias: bool = True, colour_stats: bool = False):
         super().__init__()
         if pivot not in PIVOTS:
             raise ValueError(f"unknown pivot {pivot!r}; expected one of {PIVOTS}")
         self.hparams = {"width": width, "depth": depth, "grid": grid, "channels": channels, "groups": groups, "pivot": pivot,
-                        "bias": bias}
-        self.channels, self.grid, self.pivot, self.bias = channels, grid, pivot, bias
+                        "bias": bias, "colour_stats": colour_stats}
+        self.channels, self.grid, self.pivot, self.bias, self.colour_stats = channels, grid, pivot, bias, colour_stats
         layers: list[nn.Module] = [nn.Conv2d(channels + 2, width, 3, padding=1)]
         for i in range(depth):
             layers += [nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1, stride=2 if i % 2 else 1)]
         self.trunk = nn.Sequential(*layers)
         self.head = nn.Sequential(
-            nn.Conv2d(2 * width, 2 * width, 1), nn.SiLU(), nn.Conv2d(2 * width, channels * (channels + int(bias)), 1)
+            nn.Conv2d(2 * width + 3 * channels * colour_stats, 2 * width, 1), nn.SiLU(), nn.Conv2d(2 * width, channels * (channels + int(bias)), 1)
         )
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
@@ -84,7 +102,10 @@ class ColorGridManipulator(nn.Module):
         ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype).view(1, 1, h, 1).expand(b, 1, h, w)
         xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype).view(1, 1, 1, w).expand(b, 1, h, w)
         features = self.trunk(torch.cat([x, ys, xs], dim=1))
-        pooled = torch.cat([F.adaptive_avg_pool2d(features, self.grid), F.adaptive_max_pool2d(features, self.grid)], 1)
+        pooled = [F.adaptive_avg_pool2d(features, self.grid), F.adaptive_max_pool2d(features, self.grid)]
+        if self.colour_stats:
+            pooled.append(colour_statistics(x, self.grid))
+        pooled = torch.cat(pooled, 1)
         params = self.head(pooled)
         if self.grid > 1:
             params = F.interpolate(params, size=(h, w), mode="bilinear", align_corners=False)

@@ -191,3 +191,24 @@ def test_color_grid_without_bias_cannot_move_the_dominant_colour_whatever_the_ne
     rebuilt.load_state_dict(m.state_dict())
     assert torch.equal(rebuilt(x), y)
     assert ColorGridManipulator().hparams["bias"] is True  # artifacts saved before the option load unchanged
+
+
+def test_colour_statistics_name_the_dominant_and_the_salient_colour_of_each_cell():
+    """The head's colour inputs (colour_stats=True): per cell the median is the background,
+    the salient colour is the object's whatever its size, and a flat cell's salient colour
+    is its own colour (no division by zero)."""
+    from sdd.manipulators import ColorGridManipulator
+    from sdd.manipulators.color_grid import colour_statistics
+
+    background, obj = torch.tensor([0.6, 0.5, 0.1]), torch.tensor([-0.7, -0.6, 0.8])
+    x = background.view(1, 3, 1, 1).repeat(1, 1, 16, 16)
+    x[:, :, 2:5, 2:6] = obj.view(1, 3, 1, 1)  # a small object in the top-left cell of a 2x2 grid
+    stats = colour_statistics(x, 2)
+    assert stats.shape == (1, 9, 2, 2)
+    median, mean, salient = stats[0, :3], stats[0, 3:6], stats[0, 6:]
+    assert torch.allclose(median[:, 0, 0], background) and torch.allclose(salient[:, 0, 0], obj, atol=1e-5)
+    assert not torch.allclose(mean[:, 0, 0], obj, atol=0.1)  # the mean alone would drown the object
+    assert torch.allclose(salient[:, 1, 1], background, atol=1e-5)  # a flat cell
+
+    m = ColorGridManipulator(width=16, depth=2, colour_stats=True, pivot="median", bias=False)
+    assert torch.equal(m(x), x)  # still the identity at step 0
