@@ -82,11 +82,15 @@ class SelectSettings(Strict):
         return self.timesteps.values() if isinstance(self.timesteps, TimestepGrid) else sorted(self.timesteps)
 
 
+GRID_OPTIONS = {"grid": ("color_grid", "salient_recolour"), "pivot": ("color_grid",), "bias": ("color_grid",),
+                "colour_stats": ("color_grid",)}
+
+
 class ManipulatorSettings(Strict):
-    architecture: Literal["image_residual", "image_affine", "color_grid"] = "color_grid"
+    architecture: Literal["image_residual", "image_affine", "color_grid", "salient_recolour"] = "color_grid"
     width: int = Field(48, ge=8)
     depth: int = Field(4, ge=1)
-    grid: int | None = Field(None, ge=1, description="color_grid only: transforms per side (1 = one per image)")
+    grid: int | None = Field(None, ge=1, description="color_grid and salient_recolour: cells per side (1 = one per image)")
     pivot: Literal["zero", "median"] | None = Field(
         None, description="color_grid only: centre each transform on the cell's median colour (holds the dominant colour)")
     bias: bool | None = Field(
@@ -95,10 +99,11 @@ class ManipulatorSettings(Strict):
         None, description="color_grid only: feed each cell's median, mean and salient colour to the transform head")
 
     @model_validator(mode="after")
-    def grid_only_for_color_grid(self):
-        for name in ("grid", "pivot", "bias", "colour_stats"):
-            if getattr(self, name) is not None and self.architecture != "color_grid":
-                raise ValueError(f"'{name}' applies to the color_grid architecture, not {self.architecture!r}")
+    def options_match_architecture(self):
+        for name, architectures in GRID_OPTIONS.items():
+            if getattr(self, name) is not None and self.architecture not in architectures:
+                raise ValueError(f"'{name}' applies to the {' and '.join(architectures)} architecture, "
+                                 f"not {self.architecture!r}")
         return self
 
     def hparams(self) -> dict:

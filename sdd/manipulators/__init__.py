@@ -12,11 +12,13 @@ from .affine import AffineColorManipulator
 from .color_grid import ColorGridManipulator
 from .image import ImageManipulator
 from .latent import Generator, LatentEditor, LatentMapper
+from .salient import SalientRecolourManipulator
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
     ImageManipulator.architecture: ImageManipulator,
     AffineColorManipulator.architecture: AffineColorManipulator,
     ColorGridManipulator.architecture: ColorGridManipulator,
+    SalientRecolourManipulator.architecture: SalientRecolourManipulator,
     LatentMapper.architecture: LatentMapper,
 }
 
@@ -29,4 +31,4 @@ def build(architecture: str, **hparams) -> nn.Module:
     return cls(**hparams)
 
 
-__all__ = ["ARCHITECTURES", "AffineColorManipulator", "ColorGridManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "build"]
+__all__ = ["ARCHITECTURES", "AffineColorManipulator", "ColorGridManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "SalientRecolourManipulator", "build"]
