@@ -60,7 +60,7 @@ class SelectSettings(Strict):
     guidance_scale: float = Field(3.0, gt=0)
     weighting: str = "sds"
     indicator: Literal["hybrid", "entropy", "reference_entropy"] = "hybrid"
-    policy: str = "topk:2"
+    policy: str = Field("window:2", description="argmin, below:<x>, topk:<k>, or window:<k> (k neighbouring t)")
     seed: int = 0
     max_batch: int | None = Field(None, ge=2, description="rows per teacher call (memory budget; default 64 on CPU, 512 on GPU)")
     shard_images: int = Field(8, ge=1, description="sample images per Ray task")
@@ -87,7 +87,7 @@ GRID_OPTIONS = {"grid": ("color_grid", "salient_recolour"), "pivot": ("color_gri
 
 
 class ManipulatorSettings(Strict):
-    architecture: Literal["image_residual", "image_affine", "color_grid", "salient_recolour"] = "color_grid"
+    architecture: Literal["image_residual", "image_affine", "color_grid", "salient_recolour"] = "salient_recolour"
     width: int = Field(48, ge=8)
     depth: int = Field(4, ge=1)
     grid: int | None = Field(None, ge=1, description="color_grid and salient_recolour: cells per side (1 = one per image)")
@@ -113,9 +113,10 @@ class ManipulatorSettings(Strict):
 
 class DistillSettings(Strict):
     """Defaults are the recipe calibrated on the shapes world's recolour edits (README,
-    "Calibration"): colour-grid manipulator, classifier-term guidance at scale 10, L1
-    fidelity 0.1, 300 steps. Edits that are not colour (Stable Diffusion attributes such as
-    a smile) want ``manipulator.architecture: image_residual``."""
+    "Calibration"): salient-recolour manipulator, classifier-term guidance at scale 10, L1
+    fidelity 0.1, 300 steps. Edits that are not the colour of one flat object (Stable
+    Diffusion attributes such as a smile) want ``manipulator.architecture: image_residual``
+    (or ``color_grid`` for colour edits of textured images)."""
 
     timestep_policy: str = "selected"
     steps: int = Field(300, ge=1)

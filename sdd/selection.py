@@ -62,7 +62,7 @@ def indicator_sweep(
     return table
 
 
-def select_timesteps(scores: pd.DataFrame, indicator_name: str = "hybrid", policy: str = "topk:2") -> dict:
+def select_timesteps(scores: pd.DataFrame, indicator_name: str = "hybrid", policy: str = "window:2") -> dict:
     """Per prompt: the chosen timesteps with their scores, and the policy that chose them."""
     out = {}
     for prompt, table in scores.groupby("prompt"):

@@ -61,7 +61,7 @@ class SalientRecolourManipulator(nn.Module):
 
     architecture = "salient_recolour"
 
-    def __init__(self, width: int = 32, depth: int = 4, grid: int = 1, channels: int = 3, groups: int = 8):
+    def __init__(self, width: int = 48, depth: int = 4, grid: int = 1, channels: int = 3, groups: int = 8):
         super().__init__()
         self.hparams = {"width": width, "depth": depth, "grid": grid, "channels": channels, "groups": groups}
         self.grid, self.channels = grid, channels
