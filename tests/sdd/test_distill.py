@@ -125,6 +125,23 @@ def test_fidelity_mask_and_classifier_estimator_train(random_shapes_teacher):
     assert not torch.equal(masked.manipulators[0](x), x)
 
 
+def test_salient_recolour_distils_and_never_moves_a_background_pixel(random_shapes_teacher):
+    """The default manipulator under the real loss (a random teacher: any guidance at all):
+    after training the objects have moved and every background pixel is the source's."""
+    distiller = Distiller(random_shapes_teacher, shapes_sources,
+                          small_config(estimator="classifier", guidance_scale=10, fidelity_loss="l1", fidelity_weight=0.1,
+                                       manipulator={"architecture": "salient_recolour", "width": 16, "depth": 2}, steps=4))
+    distiller.run(progress=False)
+    rng = np.random.default_rng(5)
+    batch = render(rng, sample_labels(rng, 8))
+    x = to_tensor_range(batch.images)
+    with torch.no_grad():
+        y = distiller.manipulators[0](x)
+    background = torch.from_numpy(batch.masks == 0)[:, None].expand_as(x)
+    assert torch.equal(y[background], x[background])
+    assert (y - x).abs()[~background].max() > 1e-3
+
+
 def settle(guidance_potential, kind: str, steps: int) -> torch.Tensor:
     """Where an 8x8 image's per-pixel change comes to rest when the guidance climbs
     ``guidance_potential`` and the fidelity penalty ``kind`` (scale 0.25) pulls back."""
