@@ -60,16 +60,26 @@ def cell_medians(x: torch.Tensor, grid: int) -> torch.Tensor:
     return torch.cat(rows, dim=2)
 
 
-def colour_statistics(x: torch.Tensor, grid: int) -> torch.Tensor:
+def colour_statistics(x: torch.Tensor, grid: int, median: torch.Tensor | None = None) -> torch.Tensor:
     """Per cell, three colours the transform depends on: the median (the dominant colour), the
     mean, and the salient colour (the mean weighted by each pixel's distance from the median:
-    the colour of whatever stands out, an object's). [B, 3C, grid, grid]."""
-    median = cell_medians(x, grid)
+    the colour of whatever stands out, an object's). [B, 3C, grid, grid].
+    ``median``: ``cell_medians(x, grid)`` when the caller has it already."""
+    median = cell_medians(x, grid) if median is None else median
     weight = (x - median).abs().sum(1, keepdim=True)
     eps = 1e-6
     salient = (F.adaptive_avg_pool2d(weight * x, grid) + eps * F.adaptive_avg_pool2d(median, grid)) / (
         F.adaptive_avg_pool2d(weight, grid) + eps)
     return torch.cat([F.adaptive_avg_pool2d(median, grid), F.adaptive_avg_pool2d(x, grid), salient], 1)
+
+
+def strided_trunk(in_channels: int, width: int, depth: int, groups: int) -> nn.Sequential:
+    """The feature trunk the grid manipulators pool from: a 3x3 conv, then ``depth`` blocks of
+    GroupNorm, SiLU and 3x3 conv, every second one halving the resolution."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 3, padding=1)]
+    for i in range(depth):
+        layers += [nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1, stride=2 if i % 2 else 1)]
+    return nn.Sequential(*layers)
 
 
 class ColorGridManipulator(nn.Module):
@@ -85,10 +95,7 @@ class ColorGridManipulator(nn.Module):
         self.hparams = {"width": width, "depth": depth, "grid": grid, "channels": channels, "groups": groups, "pivot": pivot,
                         "bias": bias, "colour_stats": colour_stats}
         self.channels, self.grid, self.pivot, self.bias, self.colour_stats = channels, grid, pivot, bias, colour_stats
-        layers: list[nn.Module] = [nn.Conv2d(channels + 2, width, 3, padding=1)]
-        for i in range(depth):
-            layers += [nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1, stride=2 if i % 2 else 1)]
-        self.trunk = nn.Sequential(*layers)
+        self.trunk = strided_trunk(channels + 2, width, depth, groups)
         self.head = nn.Sequential(
             nn.Conv2d(2 * width + 3 * channels * colour_stats, 2 * width, 1), nn.SiLU(), nn.Conv2d(2 * width, channels * (channels + int(bias)), 1)
         )

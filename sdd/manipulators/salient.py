@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color_grid import cell_medians, colour_statistics
+from .color_grid import cell_medians, colour_statistics, strided_trunk
 from .range import clamp_to_image
 
 
@@ -46,9 +46,9 @@ def salient_share(x: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tenso
     with the background in proportion a gets exactly a, however far the weighted mean s sits
     from the object's own colour (its anti-aliased edge pulls s towards m a little)."""
     c = x.shape[1]
-    stats = colour_statistics(x, grid)
-    salient = F.interpolate(stats[:, 2 * c:], size=x.shape[-2:], mode="nearest")
     median = cell_medians(x, grid)
+    stats = colour_statistics(x, grid, median)
+    salient = F.interpolate(stats[:, 2 * c:], size=x.shape[-2:], mode="nearest")
     direction = salient - median
     projection = ((x - median) * direction).sum(1, keepdim=True)
     peak = F.interpolate(F.adaptive_max_pool2d(projection, grid), size=x.shape[-2:], mode="nearest").clamp_min(1e-6)
@@ -65,10 +65,7 @@ class SalientRecolourManipulator(nn.Module):
         super().__init__()
         self.hparams = {"width": width, "depth": depth, "grid": grid, "channels": channels, "groups": groups}
         self.grid, self.channels = grid, channels
-        layers: list[nn.Module] = [nn.Conv2d(channels + 1, width, 3, padding=1)]
-        for i in range(depth):
-            layers += [nn.GroupNorm(groups, width), nn.SiLU(), nn.Conv2d(width, width, 3, padding=1, stride=2 if i % 2 else 1)]
-        self.trunk = nn.Sequential(*layers)
+        self.trunk = strided_trunk(channels + 1, width, depth, groups)
         self.head = nn.Sequential(nn.Conv2d(2 * width + 3 * channels, 2 * width, 1), nn.SiLU(),
                                   nn.Conv2d(2 * width, channels, 1))
         nn.init.zeros_(self.head[-1].weight)
