@@ -3,21 +3,23 @@ a new colour, and nothing else.
 
 Per cell (``grid=1``: the whole image) let m be the median colour (the dominant one: the
 background of an object edit) and s the salient colour (the mean weighted by distance from
-m: the object's). Each pixel's share of s is w = clamp(<x - m, s - m> / |s - m|^2, 0, 1):
-1 on the object, 0 on the background, the coverage fraction on an anti-aliased edge. The
-network predicts one colour offset d per cell and the edit is
+m: the object's). Each pixel's share w of the object is its projection on s - m over the
+cell's largest: 1 on the object, 0 on the background, the coverage fraction on an
+anti-aliased edge. The network predicts one colour offset d per cell, clamped so that the
+object's new colour is in range, and the edit is
 
-    y = clamp(x + w * d)
+    y = x + w * d
 
-(d clamped so that the new colour is in range), so an edge pixel that mixed object and
-background in proportion a mixes the new colour and the background in the same proportion: outline, size and background carry over by
+so an edge pixel that mixed object and background in proportion a mixes the new colour and
+the background in the same proportion: outline, size and background carry over by
 construction, and the only thing the guidance can change is the object's colour.
 
 Why this rather than ``color_grid``'s affine map: a recolour needs d = target - s, a function
 of one colour, where an affine map needs a transform that depends on both the object's and
 the background's colour (a red object on beige and a blue one want different maps). A
 network that amortises it over images learns the affine version only approximately and
-sends some combinations the wrong way; the offset is nearly a constant per prompt. Every
+sends some combinations the wrong way; the offset is the target colour minus a colour the
+head is given (s is one of its inputs). Every
 object pixel's guidance adds into the same three numbers, which averages away the noise of
 score-distillation gradients.
 
