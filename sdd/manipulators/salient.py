@@ -19,9 +19,8 @@ of one colour, where an affine map needs a transform that depends on both the ob
 the background's colour (a red object on beige and a blue one want different maps). A
 network that amortises it over images learns the affine version only approximately and
 sends some combinations the wrong way; the offset is the target colour minus a colour the
-head is given (s is one of its inputs). Every
-object pixel's guidance adds into the same three numbers, which averages away the noise of
-score-distillation gradients.
+head is given (s is one of its inputs). Every object pixel's guidance adds into the same
+three numbers, which averages away the noise of score-distillation gradients.
 
 Assumes one salient colour per cell covering less than half of it (the shapes world: one
 flat object, at most 46% of the image). Objects with texture or several colours want
