@@ -82,7 +82,8 @@ class SelectSettings(Strict):
         return self.timesteps.values() if isinstance(self.timesteps, TimestepGrid) else sorted(self.timesteps)
 
 
-GRID_OPTIONS = {"grid": ("color_grid", "salient_recolour"), "pivot": ("color_grid",), "bias": ("color_grid",),
+# manipulator settings that only some architectures take
+ARCHITECTURE_OPTIONS = {"grid": ("color_grid", "salient_recolour"), "pivot": ("color_grid",), "bias": ("color_grid",),
                 "colour_stats": ("color_grid",)}
 
 
@@ -100,7 +101,7 @@ class ManipulatorSettings(Strict):
 
     @model_validator(mode="after")
     def options_match_architecture(self):
-        for name, architectures in GRID_OPTIONS.items():
+        for name, architectures in ARCHITECTURE_OPTIONS.items():
             if getattr(self, name) is not None and self.architecture not in architectures:
                 raise ValueError(f"'{name}' applies to the {' and '.join(architectures)} architecture, "
                                  f"not {self.architecture!r}")

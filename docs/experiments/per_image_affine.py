@@ -21,6 +21,7 @@ from sdd.domains.shapes.judge import ShapesJudge
 from sdd.eval import breakdown, evaluate
 from sdd.guidance import guided_gradient, inject
 from sdd.io.images import to_tensor_range
+from sdd.manipulators.color_grid import cell_medians
 from sdd.manipulators.range import clamp_to_image
 from sdd.runs import load_run_teacher
 from sdd.teachers.base import Conditioning
@@ -53,8 +54,7 @@ def main() -> None:
 
     def edit(images: torch.Tensor) -> torch.Tensor:
         if args.pivot_median:
-            pivot = images.flatten(2).median(dim=2).values[..., None, None]
-            return clamp_to_image(images + torch.einsum("bij,bjhw->bihw", a, images - pivot))
+            return clamp_to_image(images + torch.einsum("bij,bjhw->bihw", a, images - cell_medians(images, 1)))
         return clamp_to_image(images + torch.einsum("bij,bjhw->bihw", a, images) + b)
 
     for step in range(args.steps):

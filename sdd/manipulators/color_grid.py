@@ -69,9 +69,9 @@ def colour_statistics(x: torch.Tensor, grid: int, median: torch.Tensor | None = 
     median = cell_medians(x, grid) if median is None else median
     weight = (x - median).abs().sum(1, keepdim=True)
     eps = 1e-6
-    salient = (F.adaptive_avg_pool2d(weight * x, grid) + eps * F.adaptive_avg_pool2d(median, grid)) / (
-        F.adaptive_avg_pool2d(weight, grid) + eps)
-    return torch.cat([F.adaptive_avg_pool2d(median, grid), F.adaptive_avg_pool2d(x, grid), salient], 1)
+    cell_median = F.adaptive_avg_pool2d(median, grid)
+    salient = (F.adaptive_avg_pool2d(weight * x, grid) + eps * cell_median) / (F.adaptive_avg_pool2d(weight, grid) + eps)
+    return torch.cat([cell_median, F.adaptive_avg_pool2d(x, grid), salient], 1)
 
 
 def strided_trunk(in_channels: int, width: int, depth: int, groups: int) -> nn.Sequential:
