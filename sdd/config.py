@@ -123,6 +123,8 @@ class DistillSettings(Strict):
     steps: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1)
     lr: float = Field(2e-3, gt=0)
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate over the run: constant, or cosine decay to 0 at the last step")
     guidance_scale: float = Field(10.0, gt=0)
     weighting: str = "sds"
     estimator: Literal["sds", "classifier"] = Field(

@@ -25,6 +25,7 @@ and a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol
@@ -47,6 +48,7 @@ class DistillConfig:
     steps: int = 400
     batch_size: int = 32
     lr: float = 2e-3
+    lr_schedule: str = "constant"  # or "cosine": decays to 0 at the last step (see learning_rate)
     guidance_scale: float = 3.0
     weighting: str = "sds"
     estimator: str = "sds"
@@ -72,8 +74,26 @@ class DistillConfig:
             raise ValueError(f"unknown fidelity_loss {self.fidelity_loss!r}; expected one of {FIDELITY_LOSSES}")
         if self.contrast_scope not in CONTRAST_SCOPES:
             raise ValueError(f"unknown contrast_scope {self.contrast_scope!r}; expected one of {CONTRAST_SCOPES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
         if self.fidelity_scale <= 0:
             raise ValueError(f"fidelity_scale must be > 0, got {self.fidelity_scale}")
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(config: DistillConfig, step: int) -> float:
+    """The learning rate for optimizer step ``step`` (0-based).
+
+    ``cosine`` anneals to zero at the last step: with guidance this noisy the last steps of a
+    constant rate leave the manipulator wherever the last few batches pushed it, which is
+    most of the run-to-run spread between seeds (README, "Run-to-run spread"). A function of
+    the step alone, so a resumed run continues on the same curve without extra state.
+    """
+    if config.lr_schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * step / max(config.steps, 1)))
+    return config.lr
 
 
 class SourceImages(Protocol):
@@ -291,6 +311,8 @@ class Distiller:
             loss = loss + cfg.latent_weight * latent.sum() / cfg.batch_size
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, self.step)
         self.optimizer.step()
         self.step += 1
         per_prompt_grad = grad.flatten(1).norm(dim=1).view(k, -1).mean(1)

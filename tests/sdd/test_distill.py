@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sdd.distill import DistillConfig, Distiller, policy_sampler
+from sdd.distill import DistillConfig, Distiller, learning_rate, policy_sampler
 from sdd.domains.shapes.render import render, sample_labels
 from sdd.io.images import to_tensor_range
 
@@ -35,17 +35,31 @@ def test_deterministic_under_a_seed(random_shapes_teacher):
     assert not torch.equal(weights(a), weights(c))
 
 
-def test_resume_continues_exactly(random_shapes_teacher):
-    whole = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=4))
+@pytest.mark.parametrize("lr_schedule", ["constant", "cosine"])
+def test_resume_continues_exactly(random_shapes_teacher, lr_schedule):
+    whole = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=4, lr_schedule=lr_schedule))
     whole.run(progress=False)
-    first = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=2))
-    first.run(progress=False)
+    # the first half of a 4-step run, stopped (as a preempted trial is) after its second step
+    first = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=4, lr_schedule=lr_schedule))
+    first.train_step()
+    first.train_step()
     state = first.state_dict()
-    resumed = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=4))
+    resumed = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=4, lr_schedule=lr_schedule))
     resumed.load_state_dict(state)
     assert resumed.step == 2
     resumed.run(progress=False)
     assert torch.allclose(weights(whole), weights(resumed), atol=1e-6)
+
+
+def test_cosine_schedule_starts_at_lr_and_anneals_to_zero_at_the_last_step(random_shapes_teacher):
+    cfg = small_config(steps=10, lr=1e-2, lr_schedule="cosine")
+    rates = [learning_rate(cfg, s) for s in range(10)]
+    assert rates[0] == pytest.approx(1e-2) and rates[5] == pytest.approx(5e-3)
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] < 1e-3
+    assert {learning_rate(small_config(steps=10), s) for s in range(10)} == {2e-3}
+    d = Distiller(random_shapes_teacher, shapes_sources, small_config(steps=2, lr=1e-2, lr_schedule="cosine"))
+    d.run(progress=False)
+    assert d.optimizer.param_groups[0]["lr"] == pytest.approx(learning_rate(d.config, 1))  # the rate of its last step
 
 
 def test_packing_trains_one_manipulator_per_prompt(random_shapes_teacher):
@@ -95,6 +109,7 @@ def test_selected_anneal_starts_each_prompt_at_its_own_largest_selected_t():
     ({"prompts": []}, "at least one prompt"),
     ({"prompts": ["a", "a"]}, "duplicate"),
     ({"fidelity_loss": "huber"}, "fidelity_loss"),
+    ({"lr_schedule": "step"}, "lr_schedule"),
 ])
 def test_bad_configs_fail_before_any_work(kw, message):
     with pytest.raises(ValueError, match=message):
