@@ -285,15 +285,16 @@ def cmd_study(args) -> None:
     for prompt in config.prompts:
         base = distill_config(config, [prompt], selected)
         if args.what in ("indicator", "all"):
-            sweep = studies.fixed_t_sweep(teacher, base, args.grid, judge, n, seed)
+            sweep = studies.fixed_t_sweep(teacher, base, args.grid, judge, n, seed, seeds=args.seeds)
             sweeps.append(sweep)
             write_bytes_atomic(join(args.out, f"quality_vs_t_{prompt.replace(' ', '_')}.png"),
                                quality_vs_indicators_png(sweep, scores, prompt))
             validations.append(studies.indicator_validation(scores, sweep))
         if args.what in ("claim", "all"):
-            worst = int(sweeps[-1].sort_values("quality").iloc[0]["t"]) if sweeps else args.worst_t
+            worst = (int(studies.quality_curve(sweeps[-1]).sort_values("quality").iloc[0]["t"]) if sweeps
+                     else args.worst_t)
             comparisons.append(studies.policy_comparison(
-                teacher, base, selected[prompt]["timesteps"], worst, judge, n, seed))
+                teacher, base, selected[prompt]["timesteps"], worst, judge, n, seed, seeds=args.seeds))
         if args.what in ("sdedit", "all"):
             guidance = args.sdedit_guidance or getattr(teacher, "sampling_defaults", {}).get("guidance_scale", 3.0)
             write_csv(studies.sdedit_sweep(teacher, prompt, args.strengths, judge, guidance_scale=guidance,
@@ -301,9 +302,11 @@ def cmd_study(args) -> None:
                       f"sdedit_{prompt.replace(' ', '_')}.csv")
     if sweeps:
         write_csv(pd.concat(sweeps), "fixed_t_quality.csv")
+        write_csv(studies.quality_curve(pd.concat(sweeps)), "fixed_t_quality_summary.csv")
         write_csv(pd.concat(validations), "indicator_validation.csv")
     if comparisons:
         write_csv(pd.concat(comparisons), "policy_comparison.csv")
+        write_csv(studies.seed_summary(pd.concat(comparisons), ["prompt", "run"]), "policy_comparison_summary.csv")
 
 
 def _job_arguments(p: argparse.ArgumentParser) -> None:
@@ -393,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="SDEdit CFG scale (default: the teacher's validated sampling scale)")
     std.add_argument("--sdedit-images", type=int, default=None, help="held-out images for SDEdit (default: eval.images)")
     std.add_argument("--steps", type=int, default=None, help="override distill.steps")
+    std.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=None,
+                     help="training seeds to repeat the sweep and the policy comparison over (default: distill.seed); "
+                          "the tables report each seed and the mean with its spread")
     std.set_defaults(func=cmd_study, timestep_policy=None)
 
     demo = sub.add_parser("samples", help="a shapes dataset and teacher samples per prompt (no Ray)")

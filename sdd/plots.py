@@ -35,12 +35,17 @@ def indicator_curves_png(scores: pd.DataFrame, prompt: str, selected: list[int] 
 
 
 def quality_vs_indicators_png(quality: pd.DataFrame, scores: pd.DataFrame, prompt: str) -> bytes:
-    """Edit quality of fixed-t manipulators (left axis) against each indicator's mean score,
-    min-max scaled to [0, 1] (right axis), over t: the indicator validation at a glance."""
-    q = quality[quality["prompt"] == prompt].sort_values("t")
+    """Edit quality of fixed-t manipulators (left axis; the mean over seeds with each seed's
+    run as a dot) against each indicator's mean score, min-max scaled to [0, 1] (right axis),
+    over t: the indicator validation at a glance."""
+    runs = quality[quality["prompt"] == prompt]
+    q = runs.groupby("t")["quality"].mean()
     table = scores[scores["prompt"] == prompt]
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    ax.plot(q["t"], q["quality"], "k-o", label="edit quality (fixed t)")
+    seeds = runs["seed"].nunique() if "seed" in runs else 1
+    ax.plot(q.index, q.values, "k-o", label="edit quality (fixed t)" + (f", mean of {seeds} seeds" if seeds > 1 else ""))
+    if seeds > 1:
+        ax.plot(runs["t"], runs["quality"], "k.", alpha=0.35, label="one seed")
     ax.set_xlabel("t")
     ax.set_ylabel("edit quality")
     ax.set_ylim(-0.02, 1.02)
