@@ -51,6 +51,20 @@ from .range import clamp_to_image
 PIVOTS = ("zero", "median")
 
 
+def cell_pool(x: torch.Tensor, grid: int, reduce: str = "mean") -> torch.Tensor:
+    """Per-channel mean or max of each of grid x grid cells, [B, C, grid, grid].
+
+    The cells are ``torch.tensor_split``'s, the ones ``cell_medians`` uses and the ones
+    ``F.interpolate(..., mode="nearest")`` spreads a grid back over; adaptive pooling's
+    cells overlap by a pixel where the size is not a multiple of the grid, and a statistic
+    pooled over them would describe pixels of the neighbouring cell."""
+    rows = []
+    for band in torch.tensor_split(x, grid, dim=2):
+        cells = [cell.flatten(2) for cell in torch.tensor_split(band, grid, dim=3)]
+        rows.append(torch.stack([c.mean(2) if reduce == "mean" else c.amax(2) for c in cells], dim=-1))
+    return torch.stack(rows, dim=-2)
+
+
 def cell_medians(x: torch.Tensor, grid: int) -> torch.Tensor:
     """Per-channel median of each of grid x grid cells, spread back over the cell's pixels."""
     rows = []
@@ -69,9 +83,9 @@ def colour_statistics(x: torch.Tensor, grid: int, median: torch.Tensor | None = 
     median = cell_medians(x, grid) if median is None else median
     weight = (x - median).abs().sum(1, keepdim=True)
     eps = 1e-6
-    cell_median = F.adaptive_avg_pool2d(median, grid)
-    salient = (F.adaptive_avg_pool2d(weight * x, grid) + eps * cell_median) / (F.adaptive_avg_pool2d(weight, grid) + eps)
-    return torch.cat([cell_median, F.adaptive_avg_pool2d(x, grid), salient], 1)
+    cell_median = cell_pool(median, grid)
+    salient = (cell_pool(weight * x, grid) + eps * cell_median) / (cell_pool(weight, grid) + eps)
+    return torch.cat([cell_median, cell_pool(x, grid), salient], 1)
 
 
 def strided_trunk(in_channels: int, width: int, depth: int, groups: int) -> nn.Sequential:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .color_grid import cell_medians, colour_statistics, strided_trunk
+from .color_grid import cell_medians, cell_pool, colour_statistics, strided_trunk
 from .range import clamp_to_image
 
 
@@ -52,7 +52,7 @@ def salient_share(x: torch.Tensor, grid: int) -> tuple[torch.Tensor, torch.Tenso
     salient = F.interpolate(stats[:, 2 * c:], size=x.shape[-2:], mode="nearest")
     direction = salient - median
     projection = ((x - median) * direction).sum(1, keepdim=True)
-    peak = F.interpolate(F.adaptive_max_pool2d(projection, grid), size=x.shape[-2:], mode="nearest").clamp_min(1e-6)
+    peak = F.interpolate(cell_pool(projection, grid, "max"), size=x.shape[-2:], mode="nearest").clamp_min(1e-6)
     core = median + direction * peak / direction.pow(2).sum(1, keepdim=True).clamp_min(1e-6)
     return (projection / peak).clamp(0, 1), core, stats
 

@@ -252,3 +252,20 @@ def test_salient_recolour_repaints_the_object_through_its_own_coverage_and_nothi
     rebuilt = build("salient_recolour", **m.hparams)
     rebuilt.load_state_dict(m.state_dict())
     assert torch.equal(rebuilt(x), y)
+
+
+def test_grid_statistics_use_the_same_cells_as_the_edit_when_the_size_is_not_a_multiple():
+    """10 px in 3 cells: rows 0-3, 4-6, 7-9 for the medians and for spreading the grid back;
+    every statistic must be pooled over those rows too, not adaptive pooling's 0-3, 3-6, 6-9."""
+    from sdd.manipulators.color_grid import cell_pool
+    from sdd.manipulators.salient import salient_share
+
+    x = torch.full((1, 3, 10, 10), -0.8)
+    x[:, 0, 3, :] = 1.0          # a bright red bar on row 3: the last row of the top cells
+    x[:, 2, 4:6, 2:5] = -0.2     # a faint blue object in the middle-left cell
+    assert torch.allclose(cell_pool(x, 3)[0, 0, :, 0], torch.tensor([(1.0 - 2.4) / 4, -0.8, -0.8]))
+    share, _, _ = salient_share(x, 3)
+    # each cell's own object has share exactly 1 and nothing exceeds it: the bar in the
+    # cell above does not set the faint object's scale
+    assert share[0, 0, 4:6, 2:5].eq(1).all() and share.max() <= 1
+    assert share[0, 0, 3, :].eq(1).all()
