@@ -269,3 +269,29 @@ def test_grid_statistics_use_the_same_cells_as_the_edit_when_the_size_is_not_a_m
     # cell above does not set the faint object's scale
     assert share[0, 0, 4:6, 2:5].eq(1).all() and share.max() <= 1
     assert share[0, 0, 3, :].eq(1).all()
+
+
+def test_clamp_to_image_lets_a_saturated_output_come_back_but_never_run_off():
+    from sdd.manipulators.range import clamp_to_image
+
+    # forward: exactly the clamp, however far out (the straight-through form returned 0 at 1e8)
+    y = torch.tensor([-3e8, -2.0, -0.5, 0.5, 2.0, 3e8])
+    assert torch.equal(clamp_to_image(y), y.clamp(-1, 1))
+
+    # a guidance that always wants more: the pre-clamp value stops at the edge of the range
+    p = torch.tensor([0.0], requires_grad=True)
+    opt = torch.optim.SGD([p], lr=0.5)
+    for _ in range(20):
+        opt.zero_grad()
+        (-clamp_to_image(p)).sum().backward()
+        opt.step()
+    assert 1.0 <= p.item() <= 1.5
+
+    # a pull back towards 0.5 from far outside still reaches the output
+    q = torch.tensor([3.0], requires_grad=True)
+    opt = torch.optim.SGD([q], lr=0.1)
+    for _ in range(40):
+        opt.zero_grad()
+        (clamp_to_image(q) - 0.5).abs().sum().backward()
+        opt.step()
+    assert abs(q.item() - 0.5) < 0.15
