@@ -294,9 +294,10 @@ def augment(config: AugmentConfig, inputs: tuple[list[str], pa.Schema, dict[str,
                                         max(1, round(config.resources.num_cpus)),
                                         decode if in_actor else None, encode if in_actor else None),
         batch_format="pyarrow", batch_size=config.batch_size,
-        # CPU actors take one block at a time: a second block queued on a busy actor is what
-        # leaves another idle at the end of the job (up to a block's time, ~3 s here); GPU
-        # actors keep Ray Data's default of two, so the next block's transfer overlaps.
+        # CPU actors take one block at a time: a second block queued on a busy actor can leave
+        # another idle at the end of the job for up to a block's time (seen in a timeline of
+        # a 2,000-row job); GPU actors keep Ray Data's default of two, so the next block's
+        # transfer overlaps their compute.
         compute=ActorPoolStrategy(size=concurrency, max_tasks_in_flight_per_actor=None if on_gpu else 1),
         num_cpus=actor_cpus, num_gpus=config.resources.num_gpus or None,
     )
