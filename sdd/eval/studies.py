@@ -8,11 +8,11 @@
 * ``policy_comparison`` — the paper's claim at one step budget, per seed: the selected
   timesteps against ``random:20,980`` and against the worst timestep of the sweep;
   ``seed_summary`` gives each run's mean and spread over the seeds.
-
-One seed is one draw: at 300 steps the same recipe moves by up to ten points of
-editability between seeds (README), which is more than the gaps the claims are about, so
-the studies take a list of seeds and report means with their spread.
 * ``sdedit_sweep`` — SDEdit at several strengths through the same evaluation.
+
+One seed is one draw: at 300 steps the same recipe has moved by up to fifteen points of
+editability between seeds (README), more than the gaps the claims are about, so the studies
+take a list of seeds and report means with their spread.
 
 Edit quality, one number per run: editability x the mean preservation of the untouched
 attributes (1.0 = every image edited, nothing else changed). Background PSNR is reported
