@@ -14,6 +14,9 @@
    for ``--rows`` and ``--big-rows`` inputs. Streaming means the second must stay <= 1.2x.
    Memory is the sum of PSS (proportional set size): the object store is shared memory
    that every Ray process maps, and summing RSS counts each shared page once per process.
+3. Where the job's CPU goes (``cpu_s_*``): CPU seconds of every process of the job (driver,
+   edit actors, task workers, raylet, GCS, dashboard, ...), from the same sampler. The loop
+   spends all of its CPU on the row work; what the job spends elsewhere is its overhead.
 
 Each Ray run starts its own local Ray in a subprocess, so no state leaks between them.
 """
@@ -80,6 +83,27 @@ def pss_bytes(pid: int) -> int:
     return 0
 
 
+def process_role(proc, root_pid: int, seen: str) -> str:
+    """Which part of the job a process is, from its command line (Ray workers retitle
+    themselves per task: ``seen`` is every title this pid has had)."""
+    if proc.pid == root_pid:
+        return "driver"
+    if "EditBatch" in seen or "MapWorker" in seen:
+        return "edit_actors"
+    for role in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env", "monitor"):
+        if role in seen:
+            return role
+    return "task_workers" if "ray::" in seen or "default_worker" in seen else "other"
+
+
+def cpu_breakdown(samples: dict[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per role, from the last sample of each process."""
+    out: dict[str, float] = {}
+    for role, seconds in samples.values():
+        out[role] = out.get(role, 0.0) + seconds
+    return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 def job_config(work: Path, layout: str, threads: int) -> str:
     """``default``: no settings (what `pipelines/augment.py` does on its own); ``one-actor``: one
     edit actor with as many torch threads as the loop (all cores)."""
@@ -100,16 +124,28 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peak = 0.0
     done = threading.Event()
+    titles: dict[int, str] = {}
+    cpu: dict[int, tuple[str, float]] = {}
 
     def sample():
         nonlocal peak
         root = psutil.Process(proc.pid)
         while not done.is_set():
+            procs = []
             try:
                 procs = [root] + root.children(recursive=True)
                 peak = max(peak, sum(pss_bytes(p.pid) for p in procs) / 2**20)
             except psutil.Error:
                 pass
+            for p in procs:
+                try:
+                    title = " ".join(p.cmdline())
+                    if title not in titles.get(p.pid, ""):
+                        titles[p.pid] = titles.get(p.pid, "") + " | " + title
+                    times = p.cpu_times()
+                    cpu[p.pid] = (process_role(p, proc.pid, titles[p.pid]), times.user + times.system)
+                except psutil.Error:
+                    pass
             time.sleep(0.2)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -122,7 +158,8 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
         raise RuntimeError(f"augment job failed:\n{out[-4000:]}")
     manifest = json.loads((Path(output_dir) / "manifest.json").read_text())
     # the job's own wall time (inside augment(): plan, run, finalize, manifest), not Ray's start
-    return {"seconds": manifest["wall_seconds"], "with_startup": seconds, "peak_mb": peak, "counts": manifest["counts"]}
+    return {"seconds": manifest["wall_seconds"], "with_startup": seconds, "peak_mb": peak, "counts": manifest["counts"],
+            "cpu_s": cpu_breakdown(cpu)}
 
 
 def main() -> None:
@@ -143,12 +180,13 @@ def main() -> None:
     try:
         small, big = str(work / "small.parquet"), str(work / "big.parquet")
         make_input(small, args.rows)
-        loop_s, ray_s, ray_total, ray_peaks = [], [], [], []
+        loop_s, ray_s, ray_total, ray_peaks, loop_cpu = [], [], [], [], []
         for r in range(args.repeats):
             out = work / f"loop{r}"
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             loop_once(small, str(out), manipulators, args.batch_size)
             loop_s.append(time.perf_counter() - start)
+            loop_cpu.append(time.process_time() - cpu_start)
             shutil.rmtree(out)
             job = ray_job(small, str(work / f"ray{r}"), manipulators, config)
             ray_s.append(job["seconds"])
@@ -169,6 +207,9 @@ def main() -> None:
             "peak_mb_rows": round(statistics.median(ray_peaks)), "big_rows": args.big_rows,
             "peak_mb_big_rows": round(big_job["peak_mb"]),
             "memory_ratio": round(big_job["peak_mb"] / statistics.median(ray_peaks), 2),
+            "loop_cpu_s": round(statistics.median(loop_cpu), 1),
+            **{f"cpu_s_{role}": s for role, s in job["cpu_s"].items()},
+            **{f"big_cpu_s_{role}": s for role, s in big_job["cpu_s"].items()},
         }, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)

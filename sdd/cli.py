@@ -263,7 +263,7 @@ def cmd_study(args) -> None:
     """The issue-#3 measurements for one prompt; tables (CSV) and figures under --out."""
     from sdd.domains.shapes.judge import ShapesJudge
     from sdd.eval import studies
-    from sdd.io.storage import join, write_bytes_atomic
+    from sdd.io.storage import filesystem, join, write_bytes_atomic
     from sdd.plots import quality_vs_indicators_png
     from sdd.runs import RunDir, distill_config, load_run_teacher, run_selection
 
@@ -281,11 +281,21 @@ def cmd_study(args) -> None:
 
     import pandas as pd
 
+    def previous(name):
+        """--reuse: the table this study wrote under --out before, if any."""
+        fs, path = filesystem(join(args.out, name))
+        if not args.reuse or not fs.exists(path):
+            return None
+        with fs.open(path, "rb") as f:
+            return studies.read_rows(f)
+
+    previous_sweep, previous_comparison = previous("fixed_t_quality.csv"), previous("policy_comparison.csv")
     sweeps, validations, comparisons = [], [], []
     for prompt in config.prompts:
         base = distill_config(config, [prompt], selected)
         if args.what in ("indicator", "all"):
-            sweep = studies.fixed_t_sweep(teacher, base, args.grid, judge, n, seed, seeds=args.seeds)
+            sweep = studies.fixed_t_sweep(teacher, base, args.grid, judge, n, seed, seeds=args.seeds,
+                                          previous=previous_sweep)
             sweeps.append(sweep)
             write_bytes_atomic(join(args.out, f"quality_vs_t_{prompt.replace(' ', '_')}.png"),
                                quality_vs_indicators_png(sweep, scores, prompt))
@@ -294,7 +304,8 @@ def cmd_study(args) -> None:
             worst = (int(studies.quality_curve(sweeps[-1]).sort_values("quality").iloc[0]["t"]) if sweeps
                      else args.worst_t)
             comparisons.append(studies.policy_comparison(
-                teacher, base, selected[prompt]["timesteps"], worst, judge, n, seed, seeds=args.seeds))
+                teacher, base, selected[prompt]["timesteps"], worst, judge, n, seed, seeds=args.seeds,
+                previous=previous_comparison))
         if args.what in ("sdedit", "all"):
             guidance = args.sdedit_guidance or getattr(teacher, "sampling_defaults", {}).get("guidance_scale", 3.0)
             write_csv(studies.sdedit_sweep(teacher, prompt, args.strengths, judge, guidance_scale=guidance,
@@ -399,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     std.add_argument("--seeds", type=lambda v: [int(x) for x in v.split(",")], default=None,
                      help="training seeds to repeat the sweep and the policy comparison over (default: distill.seed); "
                           "the tables report each seed and the mean with its spread")
+    std.add_argument("--reuse", action="store_true",
+                     help="keep the rows of --out's fixed_t_quality.csv / policy_comparison.csv measured with the "
+                          "same recipe (config hash) and train only what is missing, e.g. to extend the grid or "
+                          "the seeds; the hash does not see code changes")
     std.set_defaults(func=cmd_study, timestep_policy=None)
 
     demo = sub.add_parser("samples", help="a shapes dataset and teacher samples per prompt (no Ray)")

@@ -14,6 +14,12 @@ One seed is one draw: at 300 steps the same recipe has moved by up to fifteen po
 editability between seeds (README), more than the gaps the claims are about, so the studies
 take a list of seeds and report means with their spread.
 
+Every row carries ``recipe``: a hash of what makes two rows comparable (the distill config
+less the row's own seed and timestep policy, and the evaluation set). ``previous`` tables
+(``sdd study --reuse``) give back the rows of the same recipe, so an hour-long sweep can be
+extended (a finer grid, more seeds) without re-training what it has. The hash cannot see a
+change to the code: do not reuse rows across a change to the method.
+
 Edit quality, one number per run: editability x the mean preservation of the untouched
 attributes (1.0 = every image edited, nothing else changed). Background PSNR is reported
 beside it, not folded in.
@@ -21,9 +27,11 @@ beside it, not folded in.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pandas as pd
 
@@ -49,6 +57,29 @@ def report_row(report: EditReport, **labels) -> dict:
     }
 
 
+RUN_COLUMNS = ("seed", "timestep_policy", "selected_timesteps", "prompts")  # a row's own columns
+
+
+def recipe_id(config: DistillConfig, n_eval: int, eval_seed: int) -> str:
+    """Rows with the same id differ only in their own columns (prompt, seed, timesteps)."""
+    recipe = {k: v for k, v in asdict(config).items() if k not in RUN_COLUMNS}
+    blob = json.dumps({**recipe, "n_eval": n_eval, "eval_seed": eval_seed}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def read_rows(file) -> pd.DataFrame:
+    """A study table written as CSV, with ``recipe`` kept a string (an all-digit hash would
+    otherwise come back as a number and match nothing)."""
+    return pd.read_csv(file, dtype={"recipe": str})
+
+
+def reusable_rows(previous: pd.DataFrame | None, recipe: str, prompt: str) -> pd.DataFrame:
+    """The rows of ``previous`` measured with this recipe for this prompt (none without a recipe column)."""
+    if previous is None or previous.empty or "recipe" not in previous.columns:
+        return pd.DataFrame()
+    return previous[(previous["recipe"] == recipe) & (previous["prompt"] == prompt)]
+
+
 def train_and_evaluate(teacher: Teacher, base: DistillConfig, judge: ShapesJudge, n_eval: int, eval_seed: int,
                        progress: bool = False, **changes) -> tuple[dict, Distiller]:
     """Distill ``base`` with ``changes`` applied (one prompt), evaluate on held-out images."""
@@ -58,23 +89,41 @@ def train_and_evaluate(teacher: Teacher, base: DistillConfig, judge: ShapesJudge
     distiller.run(progress=progress)
     (prompt,) = config.prompts
     report = evaluate(distiller.manipulators[0], held_out_sources(n_eval, eval_seed), target_of(prompt), judge)
-    row = report_row(report, prompt=prompt, policy=config.timestep_policy, train_seconds=time.time() - started)
+    row = report_row(report, prompt=prompt, policy=config.timestep_policy, train_seconds=time.time() - started,
+                     recipe=recipe_id(config, n_eval, eval_seed))
     return row, distiller
 
 
 def fixed_t_sweep(teacher: Teacher, base: DistillConfig, grid: list[int], judge: ShapesJudge,
                   n_eval: int = 1000, eval_seed: int = 10_000, seeds: list[int] | None = None,
-                  log=print) -> pd.DataFrame:
-    """One row per (t, training seed); ``seeds`` defaults to ``base.seed`` alone."""
+                  previous: pd.DataFrame | None = None, log=print) -> pd.DataFrame:
+    """One row per (t, training seed); ``seeds`` defaults to ``base.seed`` alone. Rows of
+    ``previous`` with this recipe are kept (also at t or seeds outside this call's) and not
+    trained again."""
+    (prompt,) = base.prompts
+    kept = reusable_rows(previous, recipe_id(base, n_eval, eval_seed), prompt)
+    done = set(zip(kept["t"], kept["seed"])) if len(kept) else set()
     rows = []
     for seed in seeds or [base.seed]:
         for t in grid:
+            if (t, seed) in done:
+                log(f"{prompt!r} fixed t={t} seed {seed}: measured already (--reuse)")
+                continue
             row, _ = train_and_evaluate(teacher, base, judge, n_eval, eval_seed, timestep_policy=f"fixed:{t}",
                                         seed=seed)
             rows.append({"t": t, "seed": seed, **row})
-            log(f"{base.prompts[0]!r} fixed t={t} seed {seed}: quality {row['quality']:.3f} "
+            log(f"{prompt!r} fixed t={t} seed {seed}: quality {row['quality']:.3f} "
                 f"(editability {row['editability']:.3f}, bg PSNR {row['background_psnr']:.1f} dB)")
-    return pd.DataFrame(rows)
+    return _with_kept(kept, rows, ["seed", "t"])
+
+
+def _with_kept(kept: pd.DataFrame, rows: list[dict], order: list[str]) -> pd.DataFrame:
+    new = pd.DataFrame(rows)
+    if kept.empty:
+        return new
+    if new.empty:
+        return kept.sort_values(order, kind="stable").reset_index(drop=True)
+    return pd.concat([kept, new], ignore_index=True).sort_values(order, kind="stable").reset_index(drop=True)
 
 
 def quality_curve(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -125,9 +174,13 @@ def indicator_validation(scores: pd.DataFrame, quality: pd.DataFrame) -> pd.Data
 
 def policy_comparison(teacher: Teacher, base: DistillConfig, selected: list[int], worst_t: int,
                       judge: ShapesJudge, n_eval: int = 1000, eval_seed: int = 10_000,
-                      seeds: list[int] | None = None, log=print) -> pd.DataFrame:
-    """One row per (run, training seed): every run of a seed shares its sources and noise."""
+                      seeds: list[int] | None = None, previous: pd.DataFrame | None = None,
+                      log=print) -> pd.DataFrame:
+    """One row per (run, training seed): every run of a seed shares its sources and noise.
+    Rows of ``previous`` with this recipe are kept and not trained again."""
     (prompt,) = base.prompts
+    kept = reusable_rows(previous, recipe_id(base, n_eval, eval_seed), prompt)
+    done = set(zip(kept["run"], kept["seed"])) if len(kept) else set()
     runs = {
         f"selected {selected}": dict(timestep_policy="selected", selected_timesteps={prompt: selected}),
         "random:20,980": dict(timestep_policy="random:20,980"),
@@ -136,11 +189,14 @@ def policy_comparison(teacher: Teacher, base: DistillConfig, selected: list[int]
     rows = []
     for seed in seeds or [base.seed]:
         for label, changes in runs.items():
+            if (label, seed) in done:
+                log(f"{prompt!r} {label} seed {seed}: measured already (--reuse)")
+                continue
             row, _ = train_and_evaluate(teacher, base, judge, n_eval, eval_seed, seed=seed, **changes)
             rows.append({"run": label, "seed": seed, **row})
             log(f"{prompt!r} {label} seed {seed}: quality {row['quality']:.3f}, "
                 f"bg PSNR {row['background_psnr']:.1f} dB")
-    return pd.DataFrame(rows)
+    return _with_kept(kept, rows, ["seed"])
 
 
 def seed_summary(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:

@@ -1,6 +1,8 @@
 """The study tables: runs repeated over seeds, summarised with their spread, and the
 indicator's top-two check that a flat quality curve cannot fail by noise alone."""
 
+from dataclasses import replace
+
 import pandas as pd
 import pytest
 
@@ -75,6 +77,12 @@ def test_policy_comparison_trains_every_run_once_per_seed(random_shapes_teacher)
     assert set(table["policy"]) == {"selected", "random:20,980", "fixed:900"}
     summary = studies.seed_summary(table, ["prompt", "run"])
     assert set(summary["seeds"]) == {2}
+    # --reuse: every (run, seed) is measured already, so nothing trains and the table comes back
+    logged = []
+    again = studies.policy_comparison(random_shapes_teacher, base, [300, 350], 900, ShapesJudge.from_pretrained(),
+                                      n_eval=16, seeds=[0, 1], previous=table, log=logged.append)
+    assert len(logged) == 6 and all("measured already" in line for line in logged)
+    assert sorted(again["quality"]) == sorted(table["quality"])
 
 
 def test_quality_plot_draws_the_seed_mean_and_each_seed():
@@ -83,3 +91,32 @@ def test_quality_plot_draws_the_seed_mean_and_each_seed():
     sweep = sweep_table({100: [0.1, 0.3], 300: [1.0, 0.9], 500: [0.9, 0.95]})
     png = quality_vs_indicators_png(sweep, scores_preferring(300, [100, 300, 500]), "a red object")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5_000
+
+
+def test_reuse_trains_only_the_rows_the_previous_table_lacks(random_shapes_teacher, tmp_path):
+    judge = ShapesJudge.from_pretrained()
+    base = DistillConfig(prompts=["a red object"], timestep_policy="fixed:500", steps=2, batch_size=4,
+                         manipulator={"architecture": "salient_recolour", "width": 8}, seed=0)
+    first = studies.fixed_t_sweep(random_shapes_teacher, base, [300], judge, n_eval=16, log=lambda *_: None)
+    first.to_csv(tmp_path / "fixed_t_quality.csv", index=False)
+    previous = studies.read_rows(tmp_path / "fixed_t_quality.csv")
+
+    logged = []
+    extended = studies.fixed_t_sweep(random_shapes_teacher, base, [300, 700], judge, n_eval=16, seeds=[0, 1],
+                                     previous=previous, log=logged.append)
+    assert sorted(zip(extended["seed"], extended["t"])) == [(0, 300), (0, 700), (1, 300), (1, 700)]
+    assert [line for line in logged if "measured already" in line] == [
+        "'a red object' fixed t=300 seed 0: measured already (--reuse)"]
+    assert len(logged) == 4 and extended["recipe"].nunique() == 1
+    kept = extended[(extended["seed"] == 0) & (extended["t"] == 300)].iloc[0]
+    assert kept["quality"] == first["quality"].iloc[0] and kept["train_seconds"] == first["train_seconds"].iloc[0]
+
+    # another recipe (or another evaluation set) reuses nothing, and its table holds only its own rows
+    logged.clear()
+    other = studies.fixed_t_sweep(random_shapes_teacher, replace(base, fidelity_weight=0.5), [300], judge,
+                                  n_eval=16, previous=previous, log=logged.append)
+    assert len(other) == 1 and other["recipe"].iloc[0] != first["recipe"].iloc[0]
+    assert not any("measured already" in line for line in logged)
+    assert studies.recipe_id(base, 16, 10_000) != studies.recipe_id(base, 32, 10_000)
+    assert studies.recipe_id(base, 16, 10_000) == studies.recipe_id(replace(base, seed=3, timestep_policy="fixed:700"),
+                                                                    16, 10_000)
