@@ -10,7 +10,7 @@
   ``seed_summary`` gives each run's mean and spread over the seeds.
 * ``sdedit_sweep`` — SDEdit at several strengths through the same evaluation.
 
-One seed is one draw: at 300 steps the same recipe has moved by up to fifteen points of
+One seed is one draw: at 100 steps the same recipe moves by up to fifteen points of
 editability between seeds (README), more than the gaps the claims are about, so the studies
 take a list of seeds and report means with their spread.
 
