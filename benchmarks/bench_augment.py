@@ -14,8 +14,11 @@
    for ``--rows`` and ``--big-rows`` inputs. Streaming means the second must stay <= 1.2x.
    Memory is the sum of PSS (proportional set size): the object store is shared memory
    that every Ray process maps, and summing RSS counts each shared page once per process.
+   Reading PSS of ~25 processes five times a second costs the bench about a fifth of a core
+   (``sampler_cpu_s``), which a 2-core job feels: memory is measured in runs of its own, and
+   the timed runs only read CPU times, once a second.
 3. Where the job's CPU goes (``cpu_s_*``): CPU seconds of every process of the job (driver,
-   edit actors, task workers, raylet, GCS, dashboard, ...), from the same sampler. The loop
+   edit actors, task workers, raylet, GCS, dashboard, ...), from the timed runs. The loop
    spends all of its CPU on the row work; what the job spends elsewhere is its overhead.
 
 Each Ray run starts its own local Ray in a subprocess, so no state leaks between them.
@@ -85,15 +88,23 @@ def pss_bytes(pid: int) -> int:
 
 def process_role(proc, root_pid: int, seen: str) -> str:
     """Which part of the job a process is, from its command line (Ray workers retitle
-    themselves per task: ``seen`` is every title this pid has had)."""
+    themselves per task: ``seen`` is every title this pid has had, `` | ``-separated). Only
+    the program and its script are matched: arguments name other parts (every worker carries
+    ``--raylet-name=...``, the raylet carries the worker command)."""
     if proc.pid == root_pid:
         return "driver"
     if "EditBatch" in seen or "MapWorker" in seen:
         return "edit_actors"
-    for role in ("raylet", "gcs_server", "dashboard", "log_monitor", "runtime_env", "monitor"):
-        if role in seen:
+    heads = " ".join(" ".join(title.split()[:3]) for title in seen.split(" | ") if title)
+    for marker, role in (("workers/default_worker.py", "task_workers"), ("raylet/raylet ", "raylet"),
+                         ("gcs/gcs_server", "gcs_server"), ("dashboard/agent.py", "dashboard_agent"),
+                         ("dashboard/dashboard.py", "dashboard"), ("ray-dashboard-", "dashboard"),
+                         ("log_monitor.py", "log_monitor"),
+                         ("runtime_env/agent", "runtime_env_agent"), ("autoscaler/_private/monitor.py", "monitor"),
+                         ("ray::", "task_workers")):  # last: a worker's title once it has started
+        if marker in heads + " ":
             return role
-    return "task_workers" if "ray::" in seen or "default_worker" in seen else "other"
+    return "dashboard" if "ray.dashboard" in seen else "other"  # its forkserver children
 
 
 def cpu_breakdown(samples: dict[int, tuple[str, float]]) -> dict[str, float]:
@@ -112,8 +123,9 @@ def job_config(work: Path, layout: str, threads: int) -> str:
     return str(path)
 
 
-def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: str) -> dict:
-    """Run the augment job in a subprocess; returns seconds and sampled peak memory (MB, PSS)."""
+def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: str, memory: bool = False) -> dict:
+    """Run the augment job in a subprocess; returns its seconds, CPU seconds per role and, with
+    ``memory``, its sampled peak memory (MB, PSS)."""
     import psutil
 
     cmd = [sys.executable, "pipelines/augment.py", "--input", input_url, "--output", output_dir,
@@ -122,19 +134,21 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
     env["RAY_AUTH_MODE"] = "disabled"
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = 0.0
+    peak, sampler_cpu = 0.0, 0.0
     done = threading.Event()
     titles: dict[int, str] = {}
     cpu: dict[int, tuple[str, float]] = {}
 
     def sample():
-        nonlocal peak
+        nonlocal peak, sampler_cpu
         root = psutil.Process(proc.pid)
         while not done.is_set():
+            sampler_cpu = time.thread_time()
             procs = []
             try:
                 procs = [root] + root.children(recursive=True)
-                peak = max(peak, sum(pss_bytes(p.pid) for p in procs) / 2**20)
+                if memory:
+                    peak = max(peak, sum(pss_bytes(p.pid) for p in procs) / 2**20)
             except psutil.Error:
                 pass
             for p in procs:
@@ -146,7 +160,7 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
                     cpu[p.pid] = (process_role(p, proc.pid, titles[p.pid]), times.user + times.system)
                 except psutil.Error:
                     pass
-            time.sleep(0.2)
+            time.sleep(0.2 if memory else 1.0)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -159,7 +173,7 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
     manifest = json.loads((Path(output_dir) / "manifest.json").read_text())
     # the job's own wall time (inside augment(): plan, run, finalize, manifest), not Ray's start
     return {"seconds": manifest["wall_seconds"], "with_startup": seconds, "peak_mb": peak, "counts": manifest["counts"],
-            "cpu_s": cpu_breakdown(cpu)}
+            "cpu_s": cpu_breakdown(cpu), "sampler_cpu_s": round(sampler_cpu, 1)}
 
 
 def main() -> None:
@@ -180,7 +194,7 @@ def main() -> None:
     try:
         small, big = str(work / "small.parquet"), str(work / "big.parquet")
         make_input(small, args.rows)
-        loop_s, ray_s, ray_total, ray_peaks, loop_cpu = [], [], [], [], []
+        loop_s, ray_s, ray_total, loop_cpu = [], [], [], []
         for r in range(args.repeats):
             out = work / f"loop{r}"
             start, cpu_start = time.perf_counter(), time.process_time()
@@ -191,10 +205,12 @@ def main() -> None:
             job = ray_job(small, str(work / f"ray{r}"), manipulators, config)
             ray_s.append(job["seconds"])
             ray_total.append(job["with_startup"])
-            ray_peaks.append(job["peak_mb"])
             shutil.rmtree(work / f"ray{r}")
+        small_memory = ray_job(small, str(work / "ray_mem"), manipulators, config, memory=True)
         make_input(big, args.big_rows)
         big_job = ray_job(big, str(work / "ray_big"), manipulators, config)
+        shutil.rmtree(work / "ray_big")
+        big_memory = ray_job(big, str(work / "ray_big_mem"), manipulators, config, memory=True)
         loop_ips, ray_ips = args.rows / statistics.median(loop_s), args.rows / statistics.median(ray_s)
         report("bench_augment", {
             "layout": args.layout, "rows": args.rows, "edits_per_row": job["counts"]["edits_per_row"],
@@ -204,9 +220,10 @@ def main() -> None:
             "big_ray_vs_loop": round(args.big_rows / big_job["seconds"] / loop_ips, 3),
             "ray_job_s": round(statistics.median(ray_s), 1), "ray_s_with_startup": round(statistics.median(ray_total), 1),
             "loop_s": round(statistics.median(loop_s), 1),
-            "peak_mb_rows": round(statistics.median(ray_peaks)), "big_rows": args.big_rows,
-            "peak_mb_big_rows": round(big_job["peak_mb"]),
-            "memory_ratio": round(big_job["peak_mb"] / statistics.median(ray_peaks), 2),
+            "peak_mb_rows": round(small_memory["peak_mb"]), "big_rows": args.big_rows,
+            "peak_mb_big_rows": round(big_memory["peak_mb"]),
+            "memory_ratio": round(big_memory["peak_mb"] / small_memory["peak_mb"], 2),
+            "sampler_cpu_s_timed": job["sampler_cpu_s"], "sampler_cpu_s_memory": small_memory["sampler_cpu_s"],
             "loop_cpu_s": round(statistics.median(loop_cpu), 1),
             **{f"cpu_s_{role}": s for role, s in job["cpu_s"].items()},
             **{f"big_cpu_s_{role}": s for role, s in big_job["cpu_s"].items()},
