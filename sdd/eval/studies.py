@@ -147,15 +147,15 @@ def tie_tolerance(curve: pd.DataFrame) -> float:
 def indicator_validation(scores: pd.DataFrame, quality: pd.DataFrame) -> pd.DataFrame:
     """Per prompt and indicator: Spearman(score, quality) over the t both tables share, and
     whether the indicator's argmin is among the two best t by quality (the mean over seeds):
-    strictly, and within ``tie_tolerance`` of the second best. A good indicator has a
+    strictly (its mean at least the second best's, so an exact tie counts whichever way a sort
+    would order it), and within ``tie_tolerance`` of the second best. A good indicator has a
     strongly negative correlation (low score = good edits)."""
     rows = []
     for prompt, curve in quality_curve(quality).groupby("prompt"):
         tolerance = tie_tolerance(curve)
         q = curve.set_index("t")["quality"]
         table = scores[(scores["prompt"] == prompt) & scores["t"].isin(q.index)]
-        ranked = q.sort_values(ascending=False)
-        top_two, second_best = set(ranked.index[:2]), float(ranked.iloc[min(1, len(ranked) - 1)])
+        second_best = float(q.sort_values(ascending=False).iloc[min(1, len(q) - 1)])
         for name in indicator.INDICATORS:
             curve_scores = indicator.indicator_curve(table, name)
             chosen = int(curve_scores.idxmin())
@@ -164,8 +164,8 @@ def indicator_validation(scores: pd.DataFrame, quality: pd.DataFrame) -> pd.Data
                 "spearman_score_vs_quality": indicator.spearman(curve_scores.values,
                                                                 q.reindex(curve_scores.index).values),
                 "argmin_t": chosen, "argmin_quality": float(q[chosen]),
-                "argmin_in_top_two": chosen in top_two,
-                "argmin_in_top_two_within_spread": bool(chosen in top_two or q[chosen] >= second_best - tolerance),
+                "argmin_in_top_two": bool(q[chosen] >= second_best),
+                "argmin_in_top_two_within_spread": bool(q[chosen] >= second_best - tolerance),
                 "tie_tolerance": tolerance, "seeds": int(curve["seeds"].min()),
                 "best_t_by_quality": int(q.idxmax()),
             })

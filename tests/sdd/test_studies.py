@@ -52,6 +52,18 @@ def test_a_flat_curve_ties_the_argmin_with_the_top_two_only_within_the_seed_spre
     assert not row["argmin_in_top_two_within_spread"] and row["tie_tolerance"] == 0.0
 
 
+def test_an_argmin_tied_with_the_best_is_in_the_top_two_whichever_way_a_sort_puts_it():
+    scores = scores_preferring(500, [100, 300, 500, 700, 900])
+    # three t edit perfectly: any of them is "among the two best"
+    plateau = sweep_table({100: [0.16] * 3, 300: [1.0] * 3, 500: [1.0] * 3, 700: [1.0] * 3, 900: [0.16] * 3})
+    row = studies.indicator_validation(scores, plateau).iloc[0]
+    assert row["argmin_in_top_two"] and row["argmin_in_top_two_within_spread"]
+    # one image's worth below the tie is not in it, and steady seeds do not excuse it
+    below = sweep_table({100: [0.16] * 3, 300: [1.0] * 3, 500: [0.999] * 3, 700: [1.0] * 3, 900: [0.16] * 3})
+    row = studies.indicator_validation(scores, below).iloc[0]
+    assert not row["argmin_in_top_two"] and not row["argmin_in_top_two_within_spread"]
+
+
 def test_seed_summary_reports_mean_spread_and_range():
     table = pd.DataFrame([
         {"prompt": "p", "run": "selected", "seed": 0, "quality": 0.85, "editability": 0.85, "background_psnr": 40.0},
