@@ -62,7 +62,7 @@ class SelectSettings(Strict):
     indicator: Literal["hybrid", "entropy", "reference_entropy"] = "hybrid"
     policy: str = Field("window:2", description="argmin, below:<x>, topk:<k>, or window:<k> (k neighbouring t)")
     seed: int = 0
-    max_batch: int | None = Field(None, ge=2, description="rows per teacher call (memory budget; default 64 on CPU, 512 on GPU)")
+    max_batch: int | None = Field(None, ge=2, description="rows per teacher call (memory budget; default 32 on CPU, 512 on GPU)")
     shard_images: int = Field(8, ge=1, description="sample images per Ray task")
     resources: TaskResources = TaskResources()
 
@@ -147,7 +147,7 @@ class DistillSettings(Strict):
     manipulator: ManipulatorSettings = ManipulatorSettings()
     pack: int = Field(3, ge=1, description="prompts trained together, sharing each teacher call")
     checkpoint_every: int = Field(100, ge=1)
-    max_batch: int | None = Field(None, ge=2, description="rows per teacher call (default 64 on CPU, 512 on GPU)")
+    max_batch: int | None = Field(None, ge=2, description="rows per teacher call (default 32 on CPU, 512 on GPU)")
     max_concurrent_trials: int = Field(2, ge=1, description="Ray Tune trials (one per pack) running at once")
     max_failures: int = Field(2, ge=-1, description="Ray Train restarts from the latest checkpoint (-1: forever)")
     resources: TaskResources = TaskResources()

@@ -17,7 +17,7 @@ import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file
 
-from .base import Teacher, TextEmbedding, frozen
+from .base import Teacher, TextEmbedding, as_unet_input, frozen
 from .word_text_encoder import WordTextEncoder, WordTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -71,7 +71,7 @@ class ShapesTeacher(Teacher):
         self.id = teacher_id
         self.device = torch.device(device)
         self.dtype = dtype
-        self.unet = frozen(unet, self.device, dtype)
+        self.unet = frozen(unet, self.device, dtype, channels_last=True)
         self.text_encoder = frozen(text_encoder, self.device, dtype)
         self.tokenizer = tokenizer
         self.image_size = config["unet"]["sample_size"]
@@ -119,5 +119,5 @@ class ShapesTeacher(Teacher):
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> torch.Tensor:
         t = torch.as_tensor(t, device=self.device).expand(z_t.shape[0])
         return self.unet(
-            z_t.to(self.dtype), t, encoder_hidden_states=emb.hidden_states, class_labels=emb.pooled
-        ).sample
+            as_unet_input(z_t, self.dtype), t, encoder_hidden_states=emb.hidden_states, class_labels=emb.pooled
+        ).sample.contiguous()

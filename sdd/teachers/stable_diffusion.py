@@ -20,7 +20,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from sdd.io.storage import filesystem, join
 
-from .base import Teacher, TextEmbedding, frozen
+from .base import Teacher, TextEmbedding, as_unet_input, frozen
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -65,7 +65,7 @@ class StableDiffusionTeacher(Teacher):
     def __init__(self, unet, vae, text_encoder, tokenizer, scheduler_config: dict, teacher_id: str,
                  device: torch.device, dtype: torch.dtype):
         self.device, self.dtype = device, dtype
-        self.unet = frozen(unet, device, dtype)
+        self.unet = frozen(unet, device, dtype, channels_last=True)
         self.vae = frozen(vae, device, torch.float32)
         self.text_encoder = frozen(text_encoder, device, dtype)
         self.tokenizer = tokenizer
@@ -115,8 +115,8 @@ class StableDiffusionTeacher(Teacher):
     @torch.no_grad()
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> torch.Tensor:
         t = torch.as_tensor(t, device=self.device).expand(z_t.shape[0])
-        out = self.unet(z_t.to(self.dtype), t, encoder_hidden_states=emb.hidden_states.to(self.dtype)).sample
-        out = out.to(z_t.dtype)
+        out = self.unet(as_unet_input(z_t, self.dtype), t, encoder_hidden_states=emb.hidden_states.to(self.dtype)).sample
+        out = out.to(z_t.dtype).contiguous()
         if self.prediction_type == "v_prediction":
             a = self.alphas_cumprod[t].view(-1, 1, 1, 1).to(z_t.dtype)
             out = a.sqrt() * out + (1 - a).sqrt() * z_t
