@@ -281,49 +281,62 @@ class Distiller:
         self.step = int(state["step"])
 
     def train_step(self) -> dict:
+        """One step for every prompt of the pack, in two phases. The teacher sees all K*B edits
+        in shared calls (no autograd graph held); then each manipulator re-runs its edit with
+        gradients and backpropagates its own loss, so one manipulator's graph is alive at a
+        time and a pack's memory does not grow with K (the prompts' losses are separable)."""
         cfg, teacher = self.config, self.teacher
         rng = np.random.default_rng([cfg.seed, self.step])
         x = self.sources(rng, cfg.batch_size).to(teacher.device)
-        k = len(self.manipulators)
-        y = torch.cat([m(x) for m in self.manipulators])  # [K*B, ...], prompt-major
-        z = teacher.encode(y)
+        k, b = len(self.manipulators), cfg.batch_size
+        with torch.no_grad():
+            z_all = teacher.encode(torch.cat([m(x) for m in self.manipulators]))  # [K*B, ...], prompt-major
         t = torch.from_numpy(np.concatenate([self.sample_t(rng, self.step, i) for i in range(k)])).long()
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        noise = torch.randn(z.shape, generator=gen).to(z.device, z.dtype)
-        emb = Conditioning(self.conditioning.cond.repeat_interleave(cfg.batch_size),
-                           self.conditioning.uncond.repeat_interleave(cfg.batch_size))
-        grad = guided_gradient(teacher, z.detach(), emb, t.to(teacher.device), noise,
+        noise = torch.randn(z_all.shape, generator=gen).to(z_all.device, z_all.dtype)
+        emb = Conditioning(self.conditioning.cond.repeat_interleave(b), self.conditioning.uncond.repeat_interleave(b))
+        grad = guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise,
                                guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
                                max_batch=cfg.max_batch, estimator=cfg.estimator)
-        x_rep = x.repeat(k, 1, 1, 1)
-        guidance_loss = inject(z, grad) / z[0].numel() / cfg.batch_size
-        squared = F.mse_loss(y, x_rep, reduction="none")
-        penalty = fidelity_penalty(squared, cfg.fidelity_loss, cfg.fidelity_scale)
-        if cfg.fidelity_mask:
-            penalty = penalty * (1 - guidance_mask(grad, y.shape[-2:]))
-        fidelity = squared.detach().flatten(1).mean(1)
-        loss = guidance_loss + cfg.fidelity_weight * penalty.flatten(1).mean(1).sum() / cfg.batch_size
-        if cfg.contrast_weight:
-            loss = loss + cfg.contrast_weight * lost_contrast(y, x_rep, cfg.contrast_scope).sum() / cfg.batch_size
+        z_src = None
         if cfg.latent_weight:
             with torch.no_grad():
-                z_src = teacher.encode(x_rep)
-            latent = F.mse_loss(z, z_src, reduction="none").flatten(1).mean(1)
-            loss = loss + cfg.latent_weight * latent.sum() / cfg.batch_size
+                z_src = teacher.encode(x)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        fidelity = []
+        for i, m in enumerate(self.manipulators):
+            fidelity.append(self.backward_one(m, x, grad[i * b:(i + 1) * b], z_src))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         self.optimizer.step()
         self.step += 1
         per_prompt_grad = grad.flatten(1).norm(dim=1).view(k, -1).mean(1)
-        per_prompt_fid = fidelity.detach().view(k, -1).mean(1)
         return {
             "step": self.step,
             "grad_norm": {p: float(v) for p, v in zip(cfg.prompts, per_prompt_grad)},
-            "fidelity_l2": {p: float(v) for p, v in zip(cfg.prompts, per_prompt_fid)},
+            "fidelity_l2": {p: float(v) for p, v in zip(cfg.prompts, fidelity)},
             "mean_t": float(t.float().mean()),
         }
+
+    def backward_one(self, manipulator: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor,
+                     z_src: torch.Tensor | None) -> float:
+        """Backpropagate one prompt's loss (guidance injected at its edits, plus the
+        regularisers); returns its mean squared distance to the sources."""
+        cfg, b = self.config, x.shape[0]
+        y = manipulator(x)
+        z = self.teacher.encode(y)
+        loss = inject(z, grad) / z[0].numel() / b
+        squared = F.mse_loss(y, x, reduction="none")
+        penalty = fidelity_penalty(squared, cfg.fidelity_loss, cfg.fidelity_scale)
+        if cfg.fidelity_mask:
+            penalty = penalty * (1 - guidance_mask(grad, y.shape[-2:]))
+        loss = loss + cfg.fidelity_weight * penalty.flatten(1).mean(1).sum() / b
+        if cfg.contrast_weight:
+            loss = loss + cfg.contrast_weight * lost_contrast(y, x, cfg.contrast_scope).sum() / b
+        if z_src is not None:
+            loss = loss + cfg.latent_weight * F.mse_loss(z, z_src, reduction="none").flatten(1).mean(1).sum() / b
+        loss.backward()
+        return float(squared.detach().mean())
 
     def run(self, callbacks: list[StepCallback] = (), progress: bool = True) -> list[dict]:
         """Train to ``config.steps`` (from wherever ``self.step`` is), calling each callback

@@ -74,6 +74,23 @@ def test_packing_trains_one_manipulator_per_prompt(random_shapes_teacher):
     assert not torch.equal(outs[0], x) and not torch.equal(outs[0], outs[1])
 
 
+def test_a_packed_prompt_trains_as_it_would_alone(random_shapes_teacher):
+    """With the same t and noise, a prompt's manipulator learns the same packed as alone: each
+    gets its own guidance rows and its own loss, nothing of its pack-mates'. (A fixed t draws
+    nothing from the step's generator, and the first B rows of the pack's noise are what one
+    prompt alone draws.)"""
+    def trained(prompts):
+        d = Distiller(random_shapes_teacher, shapes_sources,
+                      small_config(prompts=prompts, timestep_policy="fixed:300", steps=3, lr=1e-2))
+        d.run(progress=False)
+        return [torch.cat([p.detach().flatten() for p in m.parameters()]) for m in d.manipulators]
+
+    (alone,) = trained(["a red object"])
+    packed = trained(["a red object", "a blue object", "a white object"])
+    assert not torch.allclose(packed[0], packed[1])
+    torch.testing.assert_close(packed[0], alone, rtol=1e-4, atol=1e-5)
+
+
 def test_timestep_policies():
     rng = np.random.default_rng(0)
     cfg = small_config(timestep_policy="selected", selected_timesteps={"a red object": [200, 300]}, batch_size=64)
