@@ -105,9 +105,9 @@ def guided_gradient(
 
 # Rows per teacher call when none is given. On CPU small calls win (cache-resident
 # activations): the bench_indicator sweep ran 1.9x faster at 64 rows than at 512, and with the
-# teacher's channels-last UNet 1.2x faster again at 32 than at 64, on 1 thread as on 2 (24-32
-# is the optimum; diffusers' Upsample2D also falls back to NCHW at 64 rows and up). Packed
-# training holds less memory too. On a GPU large calls fill the device.
+# teacher's channels-last UNet 1.09x faster again at 32 than at 64 (diffusers' Upsample2D
+# falls back to NCHW from 64 rows). Packed training holds less memory too. On a GPU large
+# calls fill the device.
 DEFAULT_MAX_BATCH = {"cpu": 32}
 GPU_MAX_BATCH = 512
 
