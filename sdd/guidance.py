@@ -85,22 +85,36 @@ def guided_gradient(
     t = t.to(teacher.device)
     a = teacher.alphas_cumprod[t].view(-1, *([1] * (latents.dim() - 1))).to(latents.dtype)
     z_t = a.sqrt() * latents + (1 - a).sqrt() * noise
-    rows = max(1, resolve_max_batch(max_batch, latents.device) // 2)
-    eps = []
-    for s in range(0, n, rows):
-        sl = slice(s, s + rows)
-        z = z_t[sl]
-        both = teacher.predict_noise(
-            torch.cat([z, z]), torch.cat([t[sl], t[sl]]), TextEmbedding.cat([emb.uncond[sl], emb.cond[sl]])
-        ).to(latents.dtype)
-        uncond, cond = both.chunk(2)
-        if estimator == "sds":
-            eps.append(uncond + guidance_scale * (cond - uncond))
-        else:
-            eps.append(guidance_scale * (cond - uncond))
+    uncond, cond = predict_cfg(teacher, z_t, t, emb.cond, emb.uncond, max_batch)
     w = timestep_weight(teacher.alphas_cumprod, t, weighting).view_as(a).to(latents.dtype)
-    grad = w * (torch.cat(eps) - noise) if estimator == "sds" else w * torch.cat(eps)
+    if estimator == "sds":
+        grad = w * (uncond + guidance_scale * (cond - uncond) - noise)
+    else:
+        grad = w * (guidance_scale * (cond - uncond))
     return sparsify_topk(grad, topk) if topk else grad
+
+
+@torch.no_grad()
+def predict_cfg(
+    teacher: Teacher, z_t: torch.Tensor, t: torch.Tensor, cond: TextEmbedding, uncond: TextEmbedding,
+    max_batch: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(unconditional, conditional) noise predictions for each row of ``z_t``: both halves of
+    a row in the same teacher call, calls of at most ``max_batch`` rows (CFG doubles each row).
+    ``t`` is one timestep for all rows or one per row."""
+    rows = max(1, resolve_max_batch(max_batch, z_t.device) // 2)
+    per_row = torch.as_tensor(t).dim() > 0
+    uncond_parts, cond_parts = [], []
+    for s in range(0, z_t.shape[0], rows):
+        sl = slice(s, s + rows)
+        z, ts = z_t[sl], t[sl] if per_row else t
+        both = teacher.predict_noise(
+            torch.cat([z, z]), torch.cat([ts, ts]) if per_row else ts, TextEmbedding.cat([uncond[sl], cond[sl]])
+        ).to(z_t.dtype)
+        u, c = both.chunk(2)
+        uncond_parts.append(u)
+        cond_parts.append(c)
+    return torch.cat(uncond_parts), torch.cat(cond_parts)
 
 
 # Rows per teacher call when none is given. On CPU small calls win (cache-resident

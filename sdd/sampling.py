@@ -11,7 +11,7 @@ import torch
 from diffusers import DDIMScheduler
 from tqdm import tqdm
 
-from sdd.guidance import resolve_max_batch
+from sdd.guidance import predict_cfg
 from sdd.teachers.base import Teacher, TextEmbedding
 
 
@@ -23,16 +23,9 @@ def ddim_scheduler(teacher: Teacher, steps: int) -> DDIMScheduler:
 
 def guided_noise(teacher: Teacher, z: torch.Tensor, t: torch.Tensor, cond: TextEmbedding,
                  uncond: TextEmbedding, guidance_scale: float) -> torch.Tensor:
-    """eps_uncond + s * (eps_cond - eps_uncond), both halves in the same teacher call, calls
-    of at most ``resolve_max_batch`` rows (on CPU smaller calls run faster per row)."""
-    rows = max(1, resolve_max_batch(None, z.device) // 2)
-    out = []
-    for s in range(0, z.shape[0], rows):
-        part = slice(s, s + rows)
-        eps = teacher.predict_noise(torch.cat([z[part], z[part]]), t, TextEmbedding.cat([uncond[part], cond[part]]))
-        eps_uncond, eps_cond = eps.chunk(2)
-        out.append(eps_uncond + guidance_scale * (eps_cond - eps_uncond))
-    return torch.cat(out)
+    """eps_uncond + s * (eps_cond - eps_uncond), in teacher calls of ``predict_cfg``'s size."""
+    eps_uncond, eps_cond = predict_cfg(teacher, z, t, cond, uncond)
+    return eps_uncond + guidance_scale * (eps_cond - eps_uncond)
 
 
 @torch.no_grad()

@@ -122,7 +122,7 @@ def as_unet_input(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
     On the 2-core CPU the bench_indicator sweep's convolutions took a third less time NHWC
     (its batched side 9% faster on 2 threads, with 32-row calls; its 2-row loop 10%);
-    diffusers recommends it on GPUs too.
-    Outputs are made contiguous again, so that nothing downstream sees the layout.
+    diffusers recommends it on GPUs too. Teachers make their outputs contiguous again, so
+    nothing downstream sees the layout.
     """
     return z.to(dtype).contiguous(memory_format=torch.channels_last)
