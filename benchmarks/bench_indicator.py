@@ -2,7 +2,7 @@
 ``sds_gradient`` (one batched sweep, chunked to ``--max-batch`` rows) against the reference
 implementation's loop (one teacher call per timestep per image), same teacher, same math.
 
-    python benchmarks/bench_indicator.py [--device cuda] [--threads 2]
+    python benchmarks/bench_indicator.py [--device cuda] [--threads 2] [--max-batch 64] [--profile]
 
 Target: >= 5x. Both sides compute latent and image-space gradients (the indicator maps).
 """
@@ -28,6 +28,7 @@ def main() -> None:
     p = parser(__doc__)
     p.add_argument("--images", type=int, default=16)
     p.add_argument("--max-batch", type=int, default=None, help="rows per teacher call (default: sdd.guidance.resolve_max_batch)")
+    p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops of one batched sweep")
     args = p.parse_args()
     setup(args)
     teacher = load_teacher(None, device=torch.device(args.device))
@@ -43,6 +44,16 @@ def main() -> None:
         for t in timesteps:
             for i in range(len(images)):
                 sds_gradient(teacher, images[i : i + 1], cond, [t], guidance_scale=3.0, seed=0)
+
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        batched()
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if args.device.startswith("cuda") else [])
+        with profile(activities=activities) as prof:
+            batched()
+            sync()
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
     evaluations = len(images) * len(timesteps)
     t_batched = median_seconds(batched, args.repeats, args.warmup, sync)
