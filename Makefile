@@ -7,8 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 DEMO_DIR ?= runs/demo
+DEVICE ?= cpu
+ONLY ?= edit,indicator,pack,select,augment
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup: $(VENV)/.installed
 
@@ -25,6 +27,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest tests
+
+# every benchmark, one after another (about 25 min on 2 CPU cores); DEVICE=cuda on a GPU,
+# ONLY=edit,indicator for a subset
+bench: setup
+	$(PY) benchmarks/run_all.py --device $(DEVICE) --only $(ONLY)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
