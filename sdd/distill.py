@@ -284,7 +284,8 @@ class Distiller:
         """One step for every prompt of the pack, in two phases. The teacher sees all K*B edits
         in shared calls (no autograd graph held); then each manipulator re-runs its edit with
         gradients and backpropagates its own loss, so one manipulator's graph is alive at a
-        time and a pack's memory does not grow with K (the prompts' losses are separable)."""
+        time and a pack's memory does not grow with K (the prompts' losses are separable).
+        The price: each manipulator, and a latent teacher's encoder, runs forward twice."""
         cfg, teacher = self.config, self.teacher
         rng = np.random.default_rng([cfg.seed, self.step])
         x = self.sources(rng, cfg.batch_size).to(teacher.device)
