@@ -1,13 +1,14 @@
 """Edit throughput: an SDD manipulator (one forward pass) against SDEdit with the same teacher
 at the strength that reaches the manipulator's editability, same batch size and threads.
 
-    python benchmarks/bench_edit.py [--manipulator DIR] [--strength 0.7] [--device cuda]
+    python benchmarks/bench_edit.py [--manipulator DIR] [--strength 0.7] [--device cuda] [--dtype bfloat16]
 
 The default strength, 0.7, is where SDEdit first reaches the default recolour
 manipulator's editability on `a red object` (99.5% against 100%;
 docs/results/shapes_recolour/sdedit_a_red_object.csv). Without ``--manipulator`` a freshly
 built default manipulator is timed: its cost does not depend on its weights.
-Target: >= 200x images per second.
+Target: >= 200x images per second. ``--dtype`` sets the teacher's (SDEdit's) dtype; the
+manipulator runs in float32 as ``pipelines/augment.py`` runs it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from common import cuda_sync, median_seconds, parser, report, setup  # noqa: E402
+from common import cuda_sync, median_seconds, parser, report, setup, teacher_dtype  # noqa: E402
 
 from sdd.artifacts import load_manipulator  # noqa: E402
 from sdd.config import DistillSettings  # noqa: E402
@@ -38,7 +39,7 @@ def main() -> None:
     args = p.parse_args()
     setup(args)
     device = torch.device(args.device)
-    teacher = load_teacher(None, device=device)
+    teacher = load_teacher(None, device=device, dtype=teacher_dtype(args))
     if args.manipulator:
         manipulator = load_manipulator(args.manipulator).manipulator
     else:
@@ -63,7 +64,7 @@ def main() -> None:
     t_sdedit = median_seconds(lambda: sdedit(images), args.repeats, args.warmup, sync)
     n = args.batch_size
     report("bench_edit", {
-        "device": args.device, "threads": torch.get_num_threads(), "batch_size": n, "strength": args.strength,
+        "device": args.device, "teacher_dtype": str(teacher.dtype).removeprefix("torch."), "threads": torch.get_num_threads(), "batch_size": n, "strength": args.strength,
         "sdedit_denoiser_calls_per_image": sdedit.denoiser_calls_per_image,
         "sdd_calls_per_repetition": calls, "sdd_images_per_s": round(n / t_sdd, 1), "sdedit_images_per_s": round(n / t_sdedit, 2),
         "speedup": round(t_sdedit / t_sdd, 1),

@@ -2,7 +2,7 @@
 ``sds_gradient`` (one batched sweep, chunked to ``--max-batch`` rows) against the reference
 implementation's loop (one teacher call per timestep per image), same teacher, same math.
 
-    python benchmarks/bench_indicator.py [--device cuda] [--threads 2] [--max-batch 64] [--profile]
+    python benchmarks/bench_indicator.py [--device cuda] [--threads 2] [--max-batch 64] [--dtype bfloat16] [--profile]
 
 Target: >= 5x. Both sides compute latent and image-space gradients (the indicator maps).
 """
@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from common import cuda_sync, median_seconds, parser, report, setup  # noqa: E402
+from common import cuda_sync, median_seconds, parser, report, setup, teacher_dtype  # noqa: E402
 
 from sdd.domains.shapes.render import generate  # noqa: E402
 from sdd.guidance import sds_gradient  # noqa: E402
@@ -31,7 +31,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops of one batched sweep")
     args = p.parse_args()
     setup(args)
-    teacher = load_teacher(None, device=torch.device(args.device))
+    teacher = load_teacher(None, device=torch.device(args.device), dtype=teacher_dtype(args))
     images = to_tensor_range(generate(args.images, seed=3).images).to(teacher.device)
     cond = teacher.embed(["a red object"])
     timesteps = list(range(100, 901, 50))  # 17
@@ -59,7 +59,7 @@ def main() -> None:
     t_batched = median_seconds(batched, args.repeats, args.warmup, sync)
     t_loop = median_seconds(loop, args.repeats, args.warmup, sync)
     report("bench_indicator", {
-        "evaluations": evaluations, "device": args.device, "threads": torch.get_num_threads(),
+        "evaluations": evaluations, "device": args.device, "dtype": str(teacher.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),
         "batched_s": round(t_batched, 3), "loop_s": round(t_loop, 3),
         "batched_evals_per_s": round(evaluations / t_batched, 1), "loop_evals_per_s": round(evaluations / t_loop, 1),
         "speedup": round(t_loop / t_batched, 2),

@@ -1,7 +1,7 @@
 """Packing: six manipulators trained together on one teacher (each teacher call carries all
 six prompts) against six separate runs, each with its own teacher.
 
-    python benchmarks/bench_pack.py [--steps 10] [--device cuda]
+    python benchmarks/bench_pack.py [--steps 10] [--device cuda] [--dtype bfloat16]
 
 Each side runs in a fresh subprocess so its peak resident memory (ru_maxrss) is its own.
 Reported: prompt-steps per second (packed: 6 per step; separate: 1 per step of each run;
@@ -26,7 +26,7 @@ from common import parser, report, setup  # noqa: E402
 PROMPTS = [f"a {c} object" for c in ("red", "green", "blue", "yellow", "purple", "white")]
 
 
-def worker(prompts: list[str], steps: int, repeats: int, warmup: int, device: str) -> dict:
+def worker(prompts: list[str], steps: int, repeats: int, warmup: int, device: str, dtype: str | None) -> dict:
     """Train ``prompts`` packed for warmup + repeats x steps; median seconds per step."""
     import torch
 
@@ -35,7 +35,7 @@ def worker(prompts: list[str], steps: int, repeats: int, warmup: int, device: st
     from sdd.teachers import load_teacher
 
     config = parse_config({"prompts": prompts, "distill": {"timestep_policy": "random:300,500"}})
-    teacher = load_teacher(None, device=torch.device(device))
+    teacher = load_teacher(None, device=torch.device(device), dtype=getattr(torch, dtype) if dtype else None)
     distiller = make_distiller(config, teacher, prompts, {})
     for _ in range(warmup):
         distiller.train_step()
@@ -56,6 +56,8 @@ def run_worker(prompts: list[str], args) -> dict:
            "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", args.device]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
+    if args.dtype:
+        cmd += ["--dtype", args.dtype]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -67,14 +69,14 @@ def main() -> None:
     args = p.parse_args()
     setup(args)
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker), args.steps, args.repeats, args.warmup, args.device)))
+        print(json.dumps(worker(json.loads(args.worker), args.steps, args.repeats, args.warmup, args.device, args.dtype)))
         return
     packed = run_worker(PROMPTS, args)
     single = [run_worker([prompt], args) for prompt in PROMPTS]
     separate_step = sum(r["seconds_per_step"] for r in single)  # one step of each of the six runs
     one_run_mb = statistics.median(r["peak_rss_mb"] for r in single)
     report("bench_pack", {
-        "device": args.device, "prompts": len(PROMPTS),
+        "device": args.device, "dtype": args.dtype or "default", "prompts": len(PROMPTS),
         "packed_prompt_steps_per_s": round(len(PROMPTS) / packed["seconds_per_step"], 2),
         "separate_prompt_steps_per_s": round(len(PROMPTS) / separate_step, 2),
         "steps_ratio": round(separate_step / packed["seconds_per_step"], 2),

@@ -1,6 +1,6 @@
 """The select job on a local Ray against the same sweep in one process.
 
-    python benchmarks/bench_select.py [--prompts 6] [--threads 2]
+    python benchmarks/bench_select.py [--prompts 6] [--threads 2] [--dtype bfloat16]
 
 Workload: ``--prompts`` recolour prompts x 16 images x 17 timesteps x 4 noise draws (the
 default ``select`` settings). The single-process side is ``sdd.runs.score_prompt`` (the
@@ -43,7 +43,7 @@ def main() -> None:
     prompts = [f"a {c} object" for c in COLORS[: args.prompts]]
 
     def config(run: str):
-        return parse_config({"run_dir": str(work / run), "prompts": prompts,
+        return parse_config({"run_dir": str(work / run), "prompts": prompts, "dtype": args.dtype,
                              "select": {"shard_images": args.shard_images}})
 
     base = config("local")
@@ -65,7 +65,7 @@ def main() -> None:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)
     report("bench_select", {
-        "evaluations": evaluations, "threads": torch.get_num_threads(),
+        "evaluations": evaluations, "dtype": args.dtype or "default", "threads": torch.get_num_threads(),
         "local_evals_per_s": round(evaluations / t_local, 1), "ray_evals_per_s": round(evaluations / t_ray, 1),
         "ray_vs_local": round(t_local / t_ray, 3),
     }, args)

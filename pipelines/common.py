@@ -20,10 +20,11 @@ def add_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 def job_config(args) -> JobConfig:
     """Load and validate, or exit with the message: nothing has touched Ray yet."""
-    from sdd.preflight import check_job
+    from sdd.preflight import check_job, check_ray_precision
 
     try:
         config = absolute_local_paths(load_config(args.config, run_dir=args.run_dir, prompts=args.prompt or None))
+        check_ray_precision(config)
         check_job(config)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

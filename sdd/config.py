@@ -173,13 +173,24 @@ class JobConfig(Strict):
     storage_path: str | None = Field(None, description="Ray Train/Tune storage (default: <run_dir>/ray)")
     teacher: str = Field("shapes", description="'shapes' or a diffusers checkpoint directory URL")
     device: str = Field("auto", description="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
-    dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
+        None, description="the teacher's UNet/text-encoder dtype (VAE stays float32); default float32 on CPU, "
+                          "float16 for Stable Diffusion on GPU. bfloat16 also runs on CPUs, fastest with native "
+                          "bf16 (AVX512-BF16 or AMX); float16 needs a GPU")
     prompts: list[str] = Field(default_factory=lambda: list(RECOLOUR_PROMPTS))
     sources: str = Field("shapes", description="'shapes' (fresh procedural images) or a Parquet image dataset URL")
     image_column: str = "image"
     select: SelectSettings = SelectSettings()
     distill: DistillSettings = DistillSettings()
     eval: EvalSettings = EvalSettings()
+
+    @model_validator(mode="after")
+    def dtype_runs_on_device(self) -> "JobConfig":
+        if self.dtype == "float16" and self.device == "cpu":
+            from sdd.teachers.precision import CPU_FLOAT16_ERROR
+
+            raise ValueError(f"dtype float16 with device cpu: {CPU_FLOAT16_ERROR}")
+        return self
 
     @field_validator("prompts")
     @classmethod

@@ -74,6 +74,21 @@ def check_sources(url: str) -> None:
         check_exists(url, "sources")
 
 
+def check_ray_precision(config: JobConfig) -> None:
+    """In the Ray pipelines ``device: auto`` means the GPU a task was given: a stage that asks
+    for no GPU runs its teacher on CPU, where float16 is refused. Found in a task, that is a
+    worker traceback after the cluster started; found here, one line."""
+    if config.dtype != "float16" or config.device != "auto":
+        return
+    on_cpu = [f"{stage}.resources.num_gpus" for stage, settings in (("select", config.select), ("distill", config.distill))
+              if not settings.resources.num_gpus]
+    if on_cpu:
+        from sdd.teachers.precision import CPU_FLOAT16_ERROR
+
+        raise ConfigError(f"dtype float16, but {' and '.join(on_cpu)} {'is' if len(on_cpu) == 1 else 'are'} 0, so "
+                          f"those tasks run the teacher on CPU: {CPU_FLOAT16_ERROR}")
+
+
 def check_job(config: JobConfig) -> None:
     """Everything a select/distill job reads or writes, in the order a user would fix it."""
     check_reachable(config.run_dir, "run_dir")

@@ -193,6 +193,7 @@ def save_pack(config: JobConfig, run: RunDir, teacher: Teacher, distiller: Disti
         manifest = run.registry.save(
             manipulator, prompt=prompt, timesteps=timesteps, teacher_id=teacher.id, metrics=metrics,
             extra={"timestep_policy": distiller.config.timestep_policy, "image_size": teacher.image_size,
+                   "teacher_dtype": str(teacher.dtype).removeprefix("torch."),
                    "distill": distiller.config_dict()},
         )
         run.write_table(history_table(distiller.history, prompt), "history", f"{manifest['slug']}.parquet")

@@ -90,7 +90,8 @@ class Teacher(ABC):
 
     @abstractmethod
     def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding) -> torch.Tensor:
-        """Predicted noise for noisy inputs ``z_t`` at integer timesteps ``t`` (no grad)."""
+        """Predicted noise for noisy inputs ``z_t`` at integer timesteps ``t`` (no grad), in
+        ``z_t``'s dtype whatever the teacher computes in."""
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -105,13 +106,15 @@ def frozen(
 ) -> torch.nn.Module:
     """``module`` on ``device`` in ``dtype``, in eval mode, without gradients.
 
-    Casts only when the dtype actually changes: diffusers warns on every ``.to(dtype)`` call,
-    and a float32 teacher staying float32 would print that warning in every Ray worker.
+    Casts only when the dtype actually changes, and without diffusers' warning on every cast
+    (``precision.cast_module``), which would print in every Ray worker.
     ``channels_last`` stores conv weights NHWC (see ``as_unet_input``).
     """
+    from .precision import cast_module
+
     module = module.to(device)
     if any(p.dtype != dtype for p in module.parameters() if p.is_floating_point()):
-        module = module.to(dtype)
+        module = cast_module(module, dtype)
     if channels_last:
         module = module.to(memory_format=torch.channels_last)
     return module.eval().requires_grad_(False)

@@ -18,6 +18,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from safetensors.torch import load_file
 
 from .base import Teacher, TextEmbedding, as_unet_input, frozen
+from .precision import check_teacher_dtype
 from .word_text_encoder import WordTextEncoder, WordTokenizer
 
 WEIGHTS_FILE = "model.safetensors"
@@ -88,6 +89,7 @@ class ShapesTeacher(Teacher):
     ) -> "ShapesTeacher":
         """Load from a weights directory (``config.json`` + ``model.safetensors``);
         the bundled weights when ``path`` is None."""
+        check_teacher_dtype(dtype, device)
         path = Path(path) if path is not None else default_weights_dir()
         weights, config_file = path / WEIGHTS_FILE, path / CONFIG_FILE
         if not weights.is_file() or not config_file.is_file():
@@ -120,4 +122,4 @@ class ShapesTeacher(Teacher):
         t = torch.as_tensor(t, device=self.device).expand(z_t.shape[0])
         return self.unet(
             as_unet_input(z_t, self.dtype), t, encoder_hidden_states=emb.hidden_states, class_labels=emb.pooled
-        ).sample.contiguous()
+        ).sample.to(z_t.dtype).contiguous()

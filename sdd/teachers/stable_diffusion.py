@@ -21,6 +21,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 from sdd.io.storage import filesystem, join
 
 from .base import Teacher, TextEmbedding, as_unet_input, frozen
+from .precision import check_teacher_dtype
 
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
@@ -85,8 +86,7 @@ class StableDiffusionTeacher(Teacher):
         device = torch.device(device)
         if dtype is None:
             dtype = torch.float16 if device.type == "cuda" else torch.float32
-        if dtype != torch.float32 and device.type == "cpu":
-            raise ValueError(f"{dtype} Stable Diffusion on CPU is not supported; use float32 or a GPU")
+        check_teacher_dtype(dtype, device)
         local = local_checkpoint(source)
         load = {"use_safetensors": True}
         unet = UNet2DConditionModel.from_pretrained(local, subfolder="unet", **load)

@@ -42,6 +42,27 @@ distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}, pack: 2
     assert {m["slug"]: m["weights_sha256"] for m in Registry(str(run)).list()} == before
 
 
+def test_distill_runs_with_a_bfloat16_teacher_on_cpu(tiny_sd_checkpoint, tmp_path):
+    """The reduced-precision path end to end (UNet in bfloat16, VAE, manipulator and losses in
+    float32): what a GPU float16 run goes through, checked where no GPU is."""
+    data = tmp_path / "sources.parquet"
+    main(["data", "shapes", "--n", "4", "--seed", "0", "--out", str(data)])
+    config = tmp_path / "sd_bf16.yaml"
+    config.write_text(f"""
+run_dir: {tmp_path / 'run'}
+teacher: {tiny_sd_checkpoint}
+dtype: bfloat16
+sources: {data}
+prompts: [a red car]
+select: {{images: 2, draws: 2, timesteps: {{start: 100, stop: 900, step: 400}}, policy: argmin}}
+distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}}}
+""")
+    main(["distill", "--config", str(config)])
+    [manifest] = Registry(str(tmp_path / "run")).list()
+    assert manifest["teacher_dtype"] == "bfloat16"
+    assert manifest["metrics"]["steps"] == 2 and manifest["metrics"]["final_grad_norm"] > 0
+
+
 def test_edit_writes_one_row_per_input_row(random_shapes_teacher, tmp_path):
     from sdd.artifacts import save_manipulator
     from sdd.manipulators import ImageManipulator
