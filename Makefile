@@ -9,6 +9,7 @@ TORCH := torch==2.13.0
 DEMO_DIR ?= runs/demo
 DEVICE ?= cpu
 ONLY ?= edit,indicator,pack,select,augment
+DTYPE ?=
 
 .PHONY: setup demo test bench clean
 
@@ -29,9 +30,9 @@ test: setup
 	$(PY) -m pytest tests
 
 # every benchmark, one after another (about 25 min on 2 CPU cores); DEVICE=cuda on a GPU,
-# ONLY=edit,indicator for a subset
+# ONLY=edit,indicator for a subset, DTYPE=bfloat16 (or float16 on a GPU) for the teacher's dtype
 bench: setup
-	$(PY) benchmarks/run_all.py --device $(DEVICE) --only $(ONLY)
+	$(PY) benchmarks/run_all.py --device $(DEVICE) --only $(ONLY) $(if $(DTYPE),--dtype $(DTYPE))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

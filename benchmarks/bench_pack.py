@@ -3,10 +3,15 @@ six prompts) against six separate runs, each with its own teacher.
 
     python benchmarks/bench_pack.py [--steps 10] [--device cuda] [--dtype bfloat16]
 
-Each side runs in a fresh subprocess so its peak resident memory (ru_maxrss) is its own.
-Reported: prompt-steps per second (packed: 6 per step; separate: 1 per step of each run;
-target packed/separate >= 1x) and peak memory of the packed run against one separate run
-(target <= 1.5x; six separate runs at once hold six teachers, 6x one run).
+Speed is measured in one process, side by side: the packed distiller and six one-prompt
+distillers (on one loaded teacher: the same calls a separate run makes) take turns, a
+repetition of ``--steps`` packed steps, then ``--steps`` steps of each one-prompt distiller,
+so both sides see the same machine state (separate processes on this 2-vCPU machine run up
+to 20% apart). Reported: prompt-steps per second (packed: 6 per step; separate: 1 per step of
+each run) and the median of the repetitions' ratios; target packed/separate >= 1x.
+Memory: peak resident memory (ru_maxrss) of a packed run and of a one-prompt run, each in a
+fresh subprocess; target packed <= 1.5x of one run (six separate runs at once hold six
+teachers, 6x one run).
 """
 
 from __future__ import annotations
@@ -26,34 +31,56 @@ from common import parser, report, setup  # noqa: E402
 PROMPTS = [f"a {c} object" for c in ("red", "green", "blue", "yellow", "purple", "white")]
 
 
-def worker(prompts: list[str], steps: int, repeats: int, warmup: int, device: str, dtype: str | None) -> dict:
-    """Train ``prompts`` packed for warmup + repeats x steps; median seconds per step."""
-    import torch
-
+def distiller(prompts: list[str], teacher):
     from sdd.config import parse_config
     from sdd.runs import make_distiller
-    from sdd.teachers import load_teacher
 
     config = parse_config({"prompts": prompts, "distill": {"timestep_policy": "random:300,500"}})
-    teacher = load_teacher(None, device=torch.device(device), dtype=getattr(torch, dtype) if dtype else None)
-    distiller = make_distiller(config, teacher, prompts, {})
-    for _ in range(warmup):
-        distiller.train_step()
-    per_step = []
-    for _ in range(repeats):
+    return make_distiller(config, teacher, prompts, {})
+
+
+def load(device: str, dtype: str | None):
+    import torch
+
+    from sdd.teachers import load_teacher
+
+    return load_teacher(None, device=torch.device(device), dtype=getattr(torch, dtype) if dtype else None)
+
+
+def worker(prompts: list[str], steps: int, device: str, dtype: str | None) -> dict:
+    """Peak resident memory of one run training ``prompts`` packed, warm-up step included."""
+    trainer = distiller(prompts, load(device, dtype))
+    for _ in range(1 + steps):
+        trainer.train_step()
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def interleaved_speed(steps: int, repeats: int, warmup: int, device: str, dtype: str | None) -> dict:
+    """Seconds per step of the packed distiller and of the six one-prompt ones together, taking
+    turns in this process; and the median of the repetitions' separate/packed ratios."""
+    import torch
+
+    teacher = load(device, dtype)
+    packed, singles = distiller(PROMPTS, teacher), [distiller([p], teacher) for p in PROMPTS]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
+    def seconds(trainers) -> float:
         start = time.perf_counter()
-        for _ in range(steps):
-            distiller.train_step()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        per_step.append((time.perf_counter() - start) / steps)
-    return {"seconds_per_step": statistics.median(per_step),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        for trainer in trainers:
+            for _ in range(steps):
+                trainer.train_step()
+        sync()
+        return (time.perf_counter() - start) / steps
+
+    for _ in range(warmup):
+        seconds([packed]), seconds(singles)
+    rounds = [(seconds([packed]), seconds(singles)) for _ in range(repeats)]
+    return {"packed_s": statistics.median(p for p, _ in rounds), "separate_s": statistics.median(s for _, s in rounds),
+            "ratio": statistics.median(s / p for p, s in rounds)}
 
 
 def run_worker(prompts: list[str], args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", json.dumps(prompts), "--steps", str(args.steps),
-           "--repeats", str(args.repeats), "--warmup", str(args.warmup), "--device", args.device]
+    cmd = [sys.executable, __file__, "--worker", json.dumps(prompts), "--steps", str(args.steps), "--device", args.device]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     if args.dtype:
@@ -69,20 +96,19 @@ def main() -> None:
     args = p.parse_args()
     setup(args)
     if args.worker:
-        print(json.dumps(worker(json.loads(args.worker), args.steps, args.repeats, args.warmup, args.device, args.dtype)))
+        print(json.dumps(worker(json.loads(args.worker), args.steps, args.device, args.dtype)))
         return
-    packed = run_worker(PROMPTS, args)
-    single = [run_worker([prompt], args) for prompt in PROMPTS]
-    separate_step = sum(r["seconds_per_step"] for r in single)  # one step of each of the six runs
-    one_run_mb = statistics.median(r["peak_rss_mb"] for r in single)
+    packed_mb = run_worker(PROMPTS, args)["peak_rss_mb"]
+    one_run_mb = run_worker(PROMPTS[:1], args)["peak_rss_mb"]
+    speed = interleaved_speed(args.steps, args.repeats, args.warmup, args.device, args.dtype)
     report("bench_pack", {
         "device": args.device, "dtype": args.dtype or "default", "prompts": len(PROMPTS),
-        "packed_prompt_steps_per_s": round(len(PROMPTS) / packed["seconds_per_step"], 2),
-        "separate_prompt_steps_per_s": round(len(PROMPTS) / separate_step, 2),
-        "steps_ratio": round(separate_step / packed["seconds_per_step"], 2),
-        "packed_peak_mb": round(packed["peak_rss_mb"]), "one_run_peak_mb": round(one_run_mb),
+        "packed_prompt_steps_per_s": round(len(PROMPTS) / speed["packed_s"], 2),
+        "separate_prompt_steps_per_s": round(len(PROMPTS) / speed["separate_s"], 2),
+        "steps_ratio": round(speed["ratio"], 2),
+        "packed_peak_mb": round(packed_mb), "one_run_peak_mb": round(one_run_mb),
         "six_separate_runs_mb": round(6 * one_run_mb),
-        "memory_ratio_vs_one_run": round(packed["peak_rss_mb"] / one_run_mb, 2),
+        "memory_ratio_vs_one_run": round(packed_mb / one_run_mb, 2),
     }, args)
 
 

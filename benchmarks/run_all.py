@@ -1,12 +1,14 @@
 """Run the benchmarks one after another, each in its own process, and collect their results.
 
-    python benchmarks/run_all.py [--device cuda] [--only edit,indicator,pack,select,augment] [--out runs/bench]
+    python benchmarks/run_all.py [--device cuda] [--dtype bfloat16] [--only edit,indicator,pack,select,augment] [--out runs/bench]
 
 This is the one command for a machine that is lent for a short while (a GPU session): the
 manipulator artifacts that bench_edit and bench_augment need are trained first if missing
 (`sdd distill --steps 5 --timestep-policy fixed:300`: the architecture, not the weights, sets
 an edit's cost), every bench writes ``<out>/<name>.json``, and a summary of the ratios is
 printed at the end. ``--only`` runs a subset, for machines that limit a command's time.
+``--dtype`` sets the teacher's dtype in the benches that run a teacher (results then go to
+``<out>/<name>-<dtype>.json``, beside the default-dtype ones).
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("edit", "indicator", "pack", "select", "augment")
+TEACHER_BENCHES = ("edit", "indicator", "pack", "select")  # the ones that take --dtype
 RATIO_KEYS = ("speedup", "steps_ratio", "memory_ratio_vs_one_run", "ray_vs_local",
               "ray_vs_loop", "big_ray_vs_loop", "memory_ratio")
 
 
-def bench_command(name: str, manipulators: Path, device: str) -> list[str]:
-    """The command line of one bench; ``device`` goes to those that take a device."""
+def bench_command(name: str, manipulators: Path, device: str, dtype: str | None = None) -> list[str]:
+    """The command line of one bench; ``device`` and ``dtype`` go to those that take them."""
+    command = _bench_command(name, manipulators, device)
+    return command + ["--dtype", dtype] if dtype and name in TEACHER_BENCHES else command
+
+
+def _bench_command(name: str, manipulators: Path, device: str) -> list[str]:
     script = [sys.executable, str(REPO / "benchmarks" / f"bench_{name}.py")]
     if name == "edit":
         red = next(manipulators.glob("a-red-object-*"))
@@ -50,6 +58,8 @@ def ensure_manipulators(out: Path) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (for the benches that take one)")
+    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+                   help="the teacher's dtype in the benches that run one (default: the teacher's own)")
     p.add_argument("--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}")
     p.add_argument("--out", default="runs/bench", help="directory for the artifacts and the JSON results")
     args = p.parse_args()
@@ -63,8 +73,8 @@ def main() -> None:
 
     summary = {}
     for name in names:
-        result = out / f"{name}.json"
-        cmd = bench_command(name, manipulators, args.device) + ["--json", str(result)]
+        result = out / (f"{name}-{args.dtype}.json" if args.dtype and name in TEACHER_BENCHES else f"{name}.json")
+        cmd = bench_command(name, manipulators, args.device, args.dtype) + ["--json", str(result)]
         print(f"== bench_{name}: {' '.join(cmd[1:])}", flush=True)
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=REPO)
@@ -75,7 +85,7 @@ def main() -> None:
         data = json.loads(result.read_text())
         ratios = ", ".join(f"{k}={data[k]}" for k in RATIO_KEYS if k in data)
         summary[name] = f"{ratios} ({took:.0f} s)"
-    print("\n== summary (" + args.device + ")")
+    print(f"\n== summary ({args.device}{', ' + args.dtype if args.dtype else ''})")
     for name, line in summary.items():
         print(f"bench_{name}: {line}")
     if any(line.startswith("failed") for line in summary.values()):

@@ -98,7 +98,10 @@ def to_tensor_range(images: np.ndarray):
     """uint8 [B, H, W, 3] -> float32 torch tensor [B, 3, H, W] in [-1, 1]."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    array = np.ascontiguousarray(images)
+    if not array.flags.writeable:  # Arrow-backed rows: torch warns on sharing a read-only buffer
+        array = array.copy()
+    return torch.from_numpy(array).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def from_tensor_range(images) -> np.ndarray:
