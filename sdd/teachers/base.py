@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .precision import cast_module
+
 
 @dataclass
 class TextEmbedding:
@@ -110,8 +112,6 @@ def frozen(
     (``precision.cast_module``), which would print in every Ray worker.
     ``channels_last`` stores conv weights NHWC (see ``as_unet_input``).
     """
-    from .precision import cast_module
-
     module = module.to(device)
     if any(p.dtype != dtype for p in module.parameters() if p.is_floating_point()):
         module = cast_module(module, dtype)
