@@ -12,19 +12,25 @@ from sdd.artifacts import Registry
 from sdd.cli import main
 
 
-def test_distill_runs_end_to_end_on_tiny_stable_diffusion(tiny_sd_checkpoint, tmp_path, capsys):
+def tiny_sd_job(tmp_path, checkpoint, settings: str, images: int = 8) -> str:
+    """A small `sdd distill` config on the tiny SD checkpoint, sources written beside it."""
     data = tmp_path / "sources.parquet"
-    main(["data", "shapes", "--n", "8", "--seed", "0", "--out", str(data)])
+    main(["data", "shapes", "--n", str(images), "--seed", "0", "--out", str(data)])
     config = tmp_path / "sd.yaml"
     config.write_text(f"""
 run_dir: {tmp_path / 'run'}
-teacher: {tiny_sd_checkpoint}
+teacher: {checkpoint}
 sources: {data}
-prompts: [a red car, white hair]
 select: {{images: 2, draws: 2, timesteps: {{start: 100, stop: 900, step: 400}}, policy: argmin}}
-distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}, pack: 2}}
+{settings}
 """)
-    main(["distill", "--config", str(config)])
+    return str(config)
+
+
+def test_distill_runs_end_to_end_on_tiny_stable_diffusion(tiny_sd_checkpoint, tmp_path, capsys):
+    config = tiny_sd_job(tmp_path, tiny_sd_checkpoint, """prompts: [a red car, white hair]
+distill: {steps: 2, batch_size: 2, manipulator: {width: 8, depth: 1}, pack: 2}""")
+    main(["distill", "--config", config])
     run = tmp_path / "run"
     assert (run / "indicator_scores.parquet").is_file() and (run / "selected_timesteps.json").is_file()
     assert len(list((run / "plots").glob("indicator_*.png"))) == 2
@@ -37,7 +43,7 @@ distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}, pack: 2
 
     # a re-run skips finished prompts instead of retraining them
     before = {m["slug"]: m["weights_sha256"] for m in listed}
-    main(["distill", "--config", str(config)])
+    main(["distill", "--config", config])
     assert "already in the registry" in capsys.readouterr().out
     assert {m["slug"]: m["weights_sha256"] for m in Registry(str(run)).list()} == before
 
@@ -45,19 +51,10 @@ distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}, pack: 2
 def test_distill_runs_with_a_bfloat16_teacher_on_cpu(tiny_sd_checkpoint, tmp_path):
     """The reduced-precision path end to end (UNet in bfloat16, VAE, manipulator and losses in
     float32): what a GPU float16 run goes through, checked where no GPU is."""
-    data = tmp_path / "sources.parquet"
-    main(["data", "shapes", "--n", "4", "--seed", "0", "--out", str(data)])
-    config = tmp_path / "sd_bf16.yaml"
-    config.write_text(f"""
-run_dir: {tmp_path / 'run'}
-teacher: {tiny_sd_checkpoint}
-dtype: bfloat16
-sources: {data}
+    config = tiny_sd_job(tmp_path, tiny_sd_checkpoint, """dtype: bfloat16
 prompts: [a red car]
-select: {{images: 2, draws: 2, timesteps: {{start: 100, stop: 900, step: 400}}, policy: argmin}}
-distill: {{steps: 2, batch_size: 2, manipulator: {{width: 8, depth: 1}}}}
-""")
-    main(["distill", "--config", str(config)])
+distill: {steps: 2, batch_size: 2, manipulator: {width: 8, depth: 1}}""", images=4)
+    main(["distill", "--config", config])
     [manifest] = Registry(str(tmp_path / "run")).list()
     assert manifest["teacher_dtype"] == "bfloat16"
     assert manifest["metrics"]["steps"] == 2 and manifest["metrics"]["final_grad_norm"] > 0
