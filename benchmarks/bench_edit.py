@@ -28,6 +28,7 @@ from sdd.eval.sdedit import SDEditEditor  # noqa: E402
 from sdd.io.images import to_tensor_range  # noqa: E402
 from sdd.manipulators import build  # noqa: E402
 from sdd.teachers import load_teacher  # noqa: E402
+from sdd.teachers.precision import dtype_name  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     setup(args)
     device = torch.device(args.device)
-    teacher = load_teacher(None, device=device, dtype=teacher_dtype(args))
+    teacher = load_teacher(None, device=device, dtype=teacher_dtype(args.dtype))
     if args.manipulator:
         manipulator = load_manipulator(args.manipulator).manipulator
     else:
@@ -64,7 +65,7 @@ def main() -> None:
     t_sdedit = median_seconds(lambda: sdedit(images), args.repeats, args.warmup, sync)
     n = args.batch_size
     report("bench_edit", {
-        "device": args.device, "teacher_dtype": str(teacher.dtype).removeprefix("torch."), "threads": torch.get_num_threads(), "batch_size": n, "strength": args.strength,
+        "device": args.device, "teacher_dtype": dtype_name(teacher.dtype), "threads": torch.get_num_threads(), "batch_size": n, "strength": args.strength,
         "sdedit_denoiser_calls_per_image": sdedit.denoiser_calls_per_image,
         "sdd_calls_per_repetition": calls, "sdd_images_per_s": round(n / t_sdd, 1), "sdedit_images_per_s": round(n / t_sdedit, 2),
         "speedup": round(t_sdedit / t_sdd, 1),

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import parser, report, setup  # noqa: E402
+from common import parser, report, setup, teacher_dtype  # noqa: E402
 
 PROMPTS = [f"a {c} object" for c in ("red", "green", "blue", "yellow", "purple", "white")]
 
@@ -44,7 +44,7 @@ def load(device: str, dtype: str | None):
 
     from sdd.teachers import load_teacher
 
-    return load_teacher(None, device=torch.device(device), dtype=getattr(torch, dtype) if dtype else None)
+    return load_teacher(None, device=torch.device(device), dtype=teacher_dtype(dtype))
 
 
 def worker(prompts: list[str], steps: int, device: str, dtype: str | None) -> dict:

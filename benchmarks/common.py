@@ -10,11 +10,14 @@ import time
 from typing import Callable
 
 
+DTYPES = ("float32", "bfloat16", "float16")  # a teacher's dtypes, as configs spell them
+
+
 def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+    p.add_argument("--dtype", default=None, choices=DTYPES,
                    help="the teacher's dtype (default: the teacher's own, float32 on CPU); both sides use it")
     p.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed repetitions first")
@@ -29,11 +32,11 @@ def setup(args) -> None:
         torch.set_num_threads(args.threads)
 
 
-def teacher_dtype(args):
-    """``--dtype`` as a torch dtype, or None for the teacher's default."""
+def teacher_dtype(name: str | None):
+    """A ``--dtype`` value as a torch dtype, or None for the teacher's default."""
     import torch
 
-    return getattr(torch, args.dtype) if args.dtype else None
+    return getattr(torch, name) if name else None
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, sync: Callable[[], None] = lambda: None) -> float:

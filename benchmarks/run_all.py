@@ -20,6 +20,10 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import DTYPES  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("edit", "indicator", "pack", "select", "augment")
 TEACHER_BENCHES = ("edit", "indicator", "pack", "select")  # the ones that take --dtype
@@ -58,7 +62,7 @@ def ensure_manipulators(out: Path) -> Path:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu", help="cpu or cuda (for the benches that take one)")
-    p.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
+    p.add_argument("--dtype", default=None, choices=DTYPES,
                    help="the teacher's dtype in the benches that run one (default: the teacher's own)")
     p.add_argument("--only", default=",".join(NAMES), help=f"comma-separated subset of {', '.join(NAMES)}")
     p.add_argument("--out", default="runs/bench", help="directory for the artifacts and the JSON results")
@@ -73,8 +77,9 @@ def main() -> None:
 
     summary = {}
     for name in names:
-        result = out / (f"{name}-{args.dtype}.json" if args.dtype and name in TEACHER_BENCHES else f"{name}.json")
-        cmd = bench_command(name, manipulators, args.device, args.dtype) + ["--json", str(result)]
+        dtype = args.dtype if name in TEACHER_BENCHES else None
+        result = out / (f"{name}-{dtype}.json" if dtype else f"{name}.json")
+        cmd = bench_command(name, manipulators, args.device, dtype) + ["--json", str(result)]
         print(f"== bench_{name}: {' '.join(cmd[1:])}", flush=True)
         start = time.perf_counter()
         done = subprocess.run(cmd, cwd=REPO)

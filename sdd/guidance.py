@@ -110,7 +110,7 @@ def predict_cfg(
         z, ts = z_t[sl], t[sl] if per_row else t
         both = teacher.predict_noise(
             torch.cat([z, z]), torch.cat([ts, ts]) if per_row else ts, TextEmbedding.cat([uncond[sl], cond[sl]])
-        ).to(z_t.dtype)
+        )
         u, c = both.chunk(2)
         uncond_parts.append(u)
         cond_parts.append(c)

@@ -34,6 +34,7 @@ from sdd.plots import indicator_curves_png
 from sdd.selection import indicator_sweep, select_timesteps
 from sdd.sources import make_sources
 from sdd.teachers.base import Teacher
+from sdd.teachers.precision import dtype_name
 
 
 class RunDir:
@@ -193,7 +194,7 @@ def save_pack(config: JobConfig, run: RunDir, teacher: Teacher, distiller: Disti
         manifest = run.registry.save(
             manipulator, prompt=prompt, timesteps=timesteps, teacher_id=teacher.id, metrics=metrics,
             extra={"timestep_policy": distiller.config.timestep_policy, "image_size": teacher.image_size,
-                   "teacher_dtype": str(teacher.dtype).removeprefix("torch."),
+                   "teacher_dtype": dtype_name(teacher.dtype),
                    "distill": distiller.config_dict()},
         )
         run.write_table(history_table(distiller.history, prompt), "history", f"{manifest['slug']}.parquet")

@@ -5,49 +5,44 @@
 bench_indicator measures one dtype per process, and on a 2-vCPU machine processes run up to
 20% apart; this measures the two dtypes side by side, both the batched sweep (16 images x
 17 t, one ``sds_gradient`` call) and the reference's loop (one call per t per image). Prints
-the median seconds of each (README, "A bfloat16 teacher on CPU").
+the median seconds of each (README, "A bfloat16 teacher on CPU"). The two sides are
+bench_indicator's own (``workload``, ``sides``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from sdd.domains.shapes.render import generate
-from sdd.guidance import sds_gradient
-from sdd.io.images import to_tensor_range
-from sdd.teachers import load_teacher
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-TIMESTEPS = list(range(100, 901, 50))  # 17, as bench_indicator
+from bench_indicator import sides, workload  # noqa: E402
+
+from sdd.teachers import load_teacher  # noqa: E402
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    images = to_tensor_range(generate(16, seed=3).images)
-    teachers = {dtype: load_teacher(None, dtype=dtype) for dtype in (torch.float32, torch.bfloat16)}
-    conds = {dtype: teacher.embed(["a red object"]) for dtype, teacher in teachers.items()}
+    runs = {}  # dtype -> (batched, loop)
+    for dtype in (torch.float32, torch.bfloat16):
+        teacher = load_teacher(None, dtype=dtype)
+        runs[dtype] = sides(teacher, *workload(teacher))
 
-    def batched(dtype):
-        sds_gradient(teachers[dtype], images, conds[dtype], TIMESTEPS, guidance_scale=3.0, seed=0)
-
-    def loop(dtype):
-        for t in TIMESTEPS:
-            for i in range(len(images)):
-                sds_gradient(teachers[dtype], images[i : i + 1], conds[dtype], [t], guidance_scale=3.0, seed=0)
-
-    for name, run in (("batched", batched), ("loop", loop)):
-        for dtype in teachers:  # warm-up
-            run(dtype)
-        times: dict[torch.dtype, list[float]] = {dtype: [] for dtype in teachers}
+    for index, name in enumerate(("batched", "loop")):
+        for dtype in runs:  # warm-up
+            runs[dtype][index]()
+        times: dict[torch.dtype, list[float]] = {dtype: [] for dtype in runs}
         for _ in range(args.repeats):
-            for dtype in teachers:
+            for dtype in runs:
                 start = time.perf_counter()
-                run(dtype)
+                runs[dtype][index]()
                 times[dtype].append(time.perf_counter() - start)
         medians = {dtype: statistics.median(ts) for dtype, ts in times.items()}
         print(f"{name}: " + ", ".join(f"{str(d).removeprefix('torch.')} {s:.3f} s" for d, s in medians.items())

@@ -37,6 +37,11 @@ def check_teacher_dtype(dtype: torch.dtype, device: torch.device | str) -> None:
                       "and slower than float32 here", RuntimeWarning, stacklevel=3)
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """``torch.bfloat16`` -> ``"bfloat16"``: the spelling configs, manifests and benches use."""
+    return str(dtype).removeprefix("torch.")
+
+
 def cast_module(module: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
     """``module`` in ``dtype``. A diffusers model's own ``.to(dtype)`` warns on every cast, in
     every Ray worker, even where no submodule must stay float32; this casts with torch's

@@ -12,7 +12,7 @@ from sdd.io.images import to_tensor_range
 from sdd.preflight import check_ray_precision
 from sdd.selection import indicator_sweep
 from sdd.teachers import load_teacher
-from sdd.teachers.precision import check_teacher_dtype, cpu_has_native_bf16
+from sdd.teachers.precision import check_teacher_dtype
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +88,6 @@ def test_bf16_without_native_support_warns(monkeypatch):
     monkeypatch.setattr("sdd.teachers.precision.cpu_has_native_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="no native bfloat16"):
         check_teacher_dtype(torch.bfloat16, "cpu")
-
-
-def test_native_bf16_is_detected_as_torch_reports_it():
-    assert cpu_has_native_bf16() == torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def test_float16_on_cpu_is_a_config_error():
