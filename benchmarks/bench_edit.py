@@ -8,12 +8,13 @@ manipulator's editability on `a red object` (99.5% against 100%;
 docs/results/shapes_recolour/sdedit_a_red_object.csv). Without ``--manipulator`` a freshly
 built default manipulator is timed: its cost does not depend on its weights.
 Target: >= 200x images per second. ``--dtype`` sets the teacher's (SDEdit's) dtype; the
-manipulator runs in float32 as ``pipelines/augment.py`` runs it.
+manipulator is loaded and applied as ``pipelines/augment.py`` does (``Artifact.edit``, float32).
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -21,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 from common import cuda_sync, median_seconds, parser, report, setup, teacher_dtype  # noqa: E402
 
-from sdd.artifacts import load_manipulator  # noqa: E402
+from sdd.artifacts import Artifact, load_manipulator, save_manipulator  # noqa: E402
 from sdd.config import DistillSettings  # noqa: E402
 from sdd.domains.shapes.render import generate  # noqa: E402
 from sdd.eval.sdedit import SDEditEditor  # noqa: E402
@@ -29,6 +30,13 @@ from sdd.io.images import to_tensor_range  # noqa: E402
 from sdd.manipulators import build  # noqa: E402
 from sdd.teachers import load_teacher  # noqa: E402
 from sdd.teachers.precision import dtype_name  # noqa: E402
+
+
+def fresh_artifact(device: torch.device) -> Artifact:
+    """A freshly built default manipulator, saved and loaded as the jobs load theirs."""
+    with tempfile.TemporaryDirectory(prefix="bench_edit_") as url:
+        save_manipulator(url, build(**DistillSettings().manipulator.hparams()), prompt="a red object")
+        return load_manipulator(url, device=device)
 
 
 def main() -> None:
@@ -41,11 +49,7 @@ def main() -> None:
     setup(args)
     device = torch.device(args.device)
     teacher = load_teacher(None, device=device, dtype=teacher_dtype(args.dtype))
-    if args.manipulator:
-        manipulator = load_manipulator(args.manipulator).manipulator
-    else:
-        manipulator = build(**DistillSettings().manipulator.hparams())
-    manipulator = manipulator.to(device).eval()
+    artifact = load_manipulator(args.manipulator, device=device) if args.manipulator else fresh_artifact(device)
     guidance = getattr(teacher, "sampling_defaults", {}).get("guidance_scale", 2.0)
     sdedit = SDEditEditor(teacher, "a red object", strength=args.strength, guidance_scale=guidance, steps=args.sdedit_steps)
     images = to_tensor_range(generate(args.batch_size, seed=4).images).to(device)
@@ -54,7 +58,7 @@ def main() -> None:
     @torch.inference_mode()
     def sdd_edit(calls: int = 1):
         for _ in range(calls):
-            manipulator(images)
+            artifact.edit(images)
 
     # One batch takes milliseconds, where scheduling noise moved single-call medians by 2x:
     # each timed repetition runs enough calls to last about a second.

@@ -51,7 +51,7 @@ def sides(teacher, images, cond, max_batch: int | None = None):
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--images", type=int, default=16)
-    p.add_argument("--max-batch", type=int, default=None, help="rows per teacher call (default: sdd.guidance.resolve_max_batch)")
+    p.add_argument("--max-batch", type=int, default=None, help="rows per teacher call (default: sdd.batching.resolve_max_batch)")
     p.add_argument("--profile", action="store_true", help="also print torch.profiler's top ops of one batched sweep")
     args = p.parse_args()
     setup(args)

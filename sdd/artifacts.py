@@ -27,6 +27,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 import sdd
+from sdd.batching import in_chunks, resolve_max_batch
 from sdd.io.storage import filesystem, join, write_bytes_atomic
 from sdd.manipulators import build
 
@@ -57,6 +58,14 @@ class Artifact:
     def id(self) -> str:
         """Stable id for lineage columns: slug plus the weights' hash prefix."""
         return f"{self.manifest['slug']}@{self.manifest['weights_sha256'][:12]}"
+
+    @torch.no_grad()
+    def edit(self, x: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
+        """The manipulator on ``x`` (on its device), in calls of at most ``max_batch`` rows
+        (default: the device's, ``sdd.batching``): on CPU a 256-row call costs 2.5-3x more per
+        row than 32-row calls, so a caller's block size must not be the call size."""
+        device = next(self.manipulator.parameters()).device
+        return in_chunks(self.manipulator, x.to(device), resolve_max_batch(max_batch, device))
 
 
 def save_manipulator(
@@ -119,7 +128,10 @@ def load_manipulator(url: str, device: str | torch.device = "cpu") -> Artifact:
         )
     manipulator = build(manifest["architecture"], **manifest["hyperparameters"])
     manipulator.load_state_dict(load_safetensors(blob))
-    return Artifact(manipulator.to(device).eval().requires_grad_(False), manifest)
+    # channels-last: oneDNN's native layout on CPU, and what images decoded from HWC pixels
+    # (sdd.io.images.to_tensor_range) already are
+    manipulator = manipulator.to(device, memory_format=torch.channels_last)
+    return Artifact(manipulator.eval().requires_grad_(False), manifest)
 
 
 def trained_image_size(manifests: list[dict], default: int = 32) -> int:

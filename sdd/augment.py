@@ -93,8 +93,7 @@ def edit_rows(table: pa.Table, manipulators: list, *, size: int, device: torch.d
         images = np.frombuffer(raw, dtype=np.uint8).reshape(ok.num_rows, size, size, 3)
         x = to_tensor_range(images).to(device)
         for artifact in manipulators:
-            with torch.no_grad():
-                edited = from_tensor_range(artifact.manipulator(x))
+            edited = from_tensor_range(artifact.edit(x))
             rows = [row.tobytes() for row in edited.reshape(ok.num_rows, -1)]
             part = ok.drop_columns([PIXELS]).append_column(PIXELS, pa.array(rows, type=pa.binary()))
             part = part.append_column("edit_prompt", pa.array([artifact.manifest["prompt"]] * ok.num_rows, pa.string()))

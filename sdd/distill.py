@@ -62,7 +62,7 @@ class DistillConfig:
     contrast_scope: str = "all"  # "moved": the term's gradient reaches pixels only as far as the edit moved them
     seed: int = 0
     manipulator: dict = field(default_factory=lambda: {"architecture": "image_residual", "width": 48, "depth": 4})
-    max_batch: int | None = None  # rows per teacher call; None: sdd.guidance.resolve_max_batch
+    max_batch: int | None = None  # rows per teacher call; None: sdd.batching.resolve_max_batch
 
     def __post_init__(self):
         if not self.prompts:

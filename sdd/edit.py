@@ -13,7 +13,6 @@ import io
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from sdd.artifacts import load_manipulator
 from sdd.augment import read_image_cell
@@ -55,13 +54,12 @@ def edit_parquet(manipulator_url: str, input_url: str, output_url: str, *, image
     by_size: dict[tuple, list[int]] = {}
     for i, arr in decoded.items():
         by_size.setdefault(arr.shape, []).append(i)
-    with torch.no_grad():
-        for rows in by_size.values():
-            for s in range(0, len(rows), batch_size):
-                chunk = rows[s : s + batch_size]
-                out = from_tensor_range(artifact.manipulator(to_tensor_range(np.stack([decoded[i] for i in chunk]))))
-                for i, img in zip(chunk, out):
-                    edited[i] = encode_image(img, image_format)
+    for rows in by_size.values():
+        for s in range(0, len(rows), batch_size):
+            chunk = rows[s : s + batch_size]
+            out = from_tensor_range(artifact.edit(to_tensor_range(np.stack([decoded[i] for i in chunk]))))
+            for i, img in zip(chunk, out):
+                edited[i] = encode_image(img, image_format)
     n = len(cells)
     result = pa.table({
         "source_id": pa.array(ids),

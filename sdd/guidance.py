@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sdd.batching import resolve_max_batch
 from sdd.teachers.base import Conditioning, Teacher, TextEmbedding
 
 WEIGHTINGS = ("sds", "uniform", "sqrt_a_one_minus_a")
@@ -115,21 +116,6 @@ def predict_cfg(
         uncond_parts.append(u)
         cond_parts.append(c)
     return torch.cat(uncond_parts), torch.cat(cond_parts)
-
-
-# Rows per teacher call when none is given. On CPU small calls win (cache-resident
-# activations): the bench_indicator sweep ran 1.9x faster at 64 rows than at 512, and with the
-# teacher's channels-last UNet 1.09x faster again at 32 than at 64 (diffusers' Upsample2D
-# falls back to NCHW from 64 rows). Packed training holds less memory too. On a GPU large
-# calls fill the device.
-DEFAULT_MAX_BATCH = {"cpu": 32}
-GPU_MAX_BATCH = 512
-
-
-def resolve_max_batch(max_batch: int | None, device: torch.device | str) -> int:
-    if max_batch:
-        return max_batch
-    return DEFAULT_MAX_BATCH.get(torch.device(device).type, GPU_MAX_BATCH)
 
 
 @dataclass

@@ -230,8 +230,7 @@ def write_before_after(config: JobConfig, run: RunDir, n: int = 12) -> str | Non
 
     x = make_sources(config.sources, trained_image_size(manifests), config.image_column)(np.random.default_rng(config.eval.seed), n)
     rows = {}
-    with torch.no_grad():
-        for m in manifests:
-            rows[m["prompt"]] = from_tensor_range(run.registry.load(m["slug"]).manipulator(x))
+    for m in manifests:
+        rows[m["prompt"]] = from_tensor_range(run.registry.load(m["slug"]).edit(x))
     run.write_bytes(before_after_png(from_tensor_range(x), rows), "plots", "before_after.png")
     return run.path("plots", "before_after.png")

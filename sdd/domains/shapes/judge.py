@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from sdd.batching import resolve_max_batch
 from sdd.io.images import to_tensor_range
 
 from . import spec
@@ -53,7 +54,7 @@ class ShapesJudge:
     """Attribute predictions for images (uint8 [N, H, W, 3] or tensors in [-1, 1])."""
 
     def __init__(self, net: JudgeNet, judge_id: str, device: str | torch.device = "cpu"):
-        self.net = net.to(device).eval().requires_grad_(False)
+        self.net = net.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.id = judge_id
         self.device = torch.device(device)
 
@@ -70,11 +71,14 @@ class ShapesJudge:
         return cls(net, f"shapes-judge@{config.get('sha256', 'unknown')[:12]}", device)
 
     @torch.no_grad()
-    def logits(self, images, batch_size: int = 512) -> dict[str, torch.Tensor]:
+    def logits(self, images, batch_size: int | None = None) -> dict[str, torch.Tensor]:
+        """Logits per attribute, in calls of ``batch_size`` rows (default: the device's,
+        ``sdd.batching``)."""
         x = to_tensor_range(images) if isinstance(images, np.ndarray) else images.float()
-        parts = [self.net(x[i : i + batch_size].to(self.device)) for i in range(0, len(x), batch_size)]
+        rows = resolve_max_batch(batch_size, self.device)
+        parts = [self.net(x[i : i + rows].to(self.device)) for i in range(0, len(x), rows)]
         return {name: torch.cat([p[name] for p in parts]).cpu() for name in spec.ATTRIBUTES}
 
-    def predict(self, images, batch_size: int = 512) -> dict[str, np.ndarray]:
+    def predict(self, images, batch_size: int | None = None) -> dict[str, np.ndarray]:
         """Label index per attribute (the order of ``spec.ATTRIBUTES``)."""
         return {name: v.argmax(1).numpy() for name, v in self.logits(images, batch_size).items()}

@@ -49,3 +49,17 @@ def test_recolour_repaints_only_the_object_and_keeps_it_visible():
 
 def test_judge_id_names_its_weights(judge):
     assert judge.id.startswith("shapes-judge@") and "unknown" not in judge.id
+
+
+def test_judge_reads_in_device_sized_calls_with_the_same_logits(judge):
+    images = generate(70, seed=5).images
+    calls = []
+    hook = judge.net.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        chunked = judge.logits(images)
+        assert calls == [32, 32, 6]
+        whole = judge.logits(images, batch_size=70)
+    finally:
+        hook.remove()
+    for name in chunked:
+        np.testing.assert_allclose(chunked[name].numpy(), whole[name].numpy(), rtol=0, atol=1e-4)
