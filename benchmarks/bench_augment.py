@@ -153,16 +153,25 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
                 pass
             for p in procs:
                 try:
-                    title = " ".join(p.cmdline())
-                    if title not in titles.get(p.pid, ""):
-                        titles[p.pid] = titles.get(p.pid, "") + " | " + title
+                    title = " ".join(p.cmdline())  # empty for a process still starting or exiting
+                    seen = titles.setdefault(p.pid, "")
+                    if title and title not in seen:
+                        titles[p.pid] = seen + " | " + title
                     times = p.cpu_times()
                     cpu[p.pid] = (process_role(p, proc.pid, titles[p.pid]), times.user + times.system)
                 except psutil.Error:
                     pass
             time.sleep(0.2 if memory else 1.0)
 
-    sampler = threading.Thread(target=sample, daemon=True)
+    failures: list[Exception] = []
+
+    def sample_or_record_failure():
+        try:
+            sample()
+        except Exception as exc:  # a dead sampler would leave a partial peak and CPU breakdown
+            failures.append(exc)
+
+    sampler = threading.Thread(target=sample_or_record_failure, daemon=True)
     sampler.start()
     out, _ = proc.communicate()
     seconds = time.perf_counter() - start
@@ -170,6 +179,8 @@ def ray_job(input_url: str, output_dir: str, manipulators: list[str], config: st
     sampler.join()
     if proc.returncode:
         raise RuntimeError(f"augment job failed:\n{out[-4000:]}")
+    if failures:
+        raise RuntimeError("the memory and CPU sampler failed mid-job; its figures would be partial") from failures[0]
     manifest = json.loads((Path(output_dir) / "manifest.json").read_text())
     # the job's own wall time (inside augment(): plan, run, finalize, manifest), not Ray's start
     return {"seconds": manifest["wall_seconds"], "with_startup": seconds, "peak_mb": peak, "counts": manifest["counts"],
