@@ -27,7 +27,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 import sdd
-from sdd.batching import in_chunks, resolve_max_batch
+from sdd.batching import in_device_sized_calls
 from sdd.io.storage import filesystem, join, write_bytes_atomic
 from sdd.manipulators import build
 
@@ -59,13 +59,11 @@ class Artifact:
         """Stable id for lineage columns: slug plus the weights' hash prefix."""
         return f"{self.manifest['slug']}@{self.manifest['weights_sha256'][:12]}"
 
-    @torch.no_grad()
     def edit(self, x: torch.Tensor, max_batch: int | None = None) -> torch.Tensor:
-        """The manipulator on ``x`` (on its device), in calls of at most ``max_batch`` rows
-        (default: the device's, ``sdd.batching``): on CPU a 256-row call costs 2.5-3x more per
-        row than 32-row calls, so a caller's block size must not be the call size."""
-        device = next(self.manipulator.parameters()).device
-        return in_chunks(self.manipulator, x.to(device), resolve_max_batch(max_batch, device))
+        """The manipulator on ``x`` (on its device, no grad), in calls of at most ``max_batch``
+        rows (default: the device's, ``sdd.batching``): on CPU a 256-row call costs 2.5-3x more
+        per row than 32-row calls, so a caller's block size must not be the call size."""
+        return in_device_sized_calls(self.manipulator, max_batch)(x)
 
 
 def save_manipulator(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 CPU_MAX_BATCH = 32
 GPU_MAX_BATCH = 512
@@ -29,3 +30,16 @@ def in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, rows:
     if x.shape[0] <= rows:
         return fn(x)
     return torch.cat([fn(x[s : s + rows]) for s in range(0, x.shape[0], rows)])
+
+
+def in_device_sized_calls(network: nn.Module, max_batch: int | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``network`` as a no-grad function of any number of rows: inputs go to the network's
+    device, in calls of at most ``max_batch`` rows (default: the device's)."""
+    device = next(network.parameters()).device
+    rows = resolve_max_batch(max_batch, device)
+
+    @torch.no_grad()
+    def run(x: torch.Tensor) -> torch.Tensor:
+        return in_chunks(network, x.to(device), rows)
+
+    return run

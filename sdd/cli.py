@@ -229,7 +229,7 @@ def cmd_eval(args) -> None:
     sources = held_out_sources(args.n, args.seed)
     judge = ShapesJudge.from_pretrained()
     target = target_of(prompt)
-    rows = [{"editor": "sdd", **evaluate(artifact.manipulator, sources, target, judge).as_dict()}]
+    rows = [{"editor": "sdd", **evaluate(artifact.edit, sources, target, judge).as_dict()}]
     if args.sdedit:
         from sdd.teachers import load_teacher
 
@@ -241,7 +241,7 @@ def cmd_eval(args) -> None:
     if args.breakdown:
         from sdd.eval import breakdown
 
-        groups = breakdown(artifact.manipulator, sources, target, judge)
+        groups = breakdown(artifact.edit, sources, target, judge)
         report["breakdown"] = groups.round(4).to_dict(orient="records")
         print(groups.round(2).to_string(index=False), file=sys.stderr)
     if args.out:

@@ -27,7 +27,7 @@ import torch
 import yaml
 
 from sdd.artifacts import Registry, slugify
-from sdd.batching import in_chunks, resolve_max_batch
+from sdd.batching import in_device_sized_calls
 from sdd.config import JobConfig
 from sdd.distill import DistillConfig, Distiller
 from sdd.io.storage import filesystem, join, write_bytes_atomic
@@ -173,10 +173,7 @@ def evaluate_manipulator(config: JobConfig, manipulator: torch.nn.Module, prompt
 
     sources = held_out_sources(config.eval.images, config.eval.seed)
     manipulator = manipulator.eval()
-    device = next(manipulator.parameters()).device
-    rows = resolve_max_batch(None, device)
-    report = evaluate(lambda x: in_chunks(manipulator, x.to(device), rows), sources,
-                      target_of(prompt), ShapesJudge.from_pretrained())
+    report = evaluate(in_device_sized_calls(manipulator), sources, target_of(prompt), ShapesJudge.from_pretrained())
     return report.as_dict()
 
 

@@ -36,6 +36,7 @@ from dataclasses import asdict, replace
 import pandas as pd
 
 from sdd import indicator
+from sdd.batching import in_device_sized_calls
 from sdd.distill import DistillConfig, Distiller
 from sdd.domains.shapes.edits import held_out_sources, target_of, training_sources
 from sdd.domains.shapes.judge import ShapesJudge
@@ -88,7 +89,8 @@ def train_and_evaluate(teacher: Teacher, base: DistillConfig, judge: ShapesJudge
     distiller = Distiller(teacher, training_sources, config)
     distiller.run(progress=progress)
     (prompt,) = config.prompts
-    report = evaluate(distiller.manipulators[0], held_out_sources(n_eval, eval_seed), target_of(prompt), judge)
+    report = evaluate(in_device_sized_calls(distiller.manipulators[0]), held_out_sources(n_eval, eval_seed),
+                      target_of(prompt), judge)
     row = report_row(report, prompt=prompt, policy=config.timestep_policy, train_seconds=time.time() - started,
                      recipe=recipe_id(config, n_eval, eval_seed))
     return row, distiller
