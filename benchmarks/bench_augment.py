@@ -115,11 +115,17 @@ def cpu_breakdown(samples: dict[int, tuple[str, float]]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def job_config(work: Path, layout: str, threads: int) -> str:
+def job_config(work: Path, layout: str, threads: int, batch_size: int) -> str:
     """``default``: no settings (what `pipelines/augment.py` does on its own); ``one-actor``: one
-    edit actor with as many torch threads as the loop (all cores)."""
+    edit actor with as many torch threads as the loop (all cores). A ``batch_size`` other than
+    the job's default is set too, so that the job's blocks are the loop's batches."""
+    from pipelines.augment import AugmentConfig
+
+    settings = {"resources": {"num_cpus": threads}} if layout == "one-actor" else {}
+    if batch_size != AugmentConfig.model_fields["batch_size"].default:
+        settings["batch_size"] = batch_size
     path = work / "augment.yaml"
-    path.write_text(f"resources: {{num_cpus: {threads}}}\n" if layout == "one-actor" else "{}\n")
+    path.write_text(json.dumps(settings) + "\n")  # JSON is YAML
     return str(path)
 
 
@@ -192,7 +198,7 @@ def main() -> None:
     p.add_argument("--manipulators", required=True, help="comma-separated artifact or registry URLs")
     p.add_argument("--rows", type=int, default=2000)
     p.add_argument("--big-rows", type=int, default=20000)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=256, help="rows per block (job) and per batch (loop)")
     p.add_argument("--layout", choices=("default", "one-actor"), default="default",
                    help="the job's edit actors: its defaults, or one actor with the loop's threads")
     args = p.parse_args()
@@ -201,7 +207,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_augment_"))
     import torch
 
-    config = job_config(work, args.layout, torch.get_num_threads())
+    config = job_config(work, args.layout, torch.get_num_threads(), args.batch_size)
     try:
         small, big = str(work / "small.parquet"), str(work / "big.parquet")
         make_input(small, args.rows)

@@ -5,7 +5,8 @@
 For float32 and bfloat16: the UNet's FLOPs per row (``torch.utils.flop_counter``), its ms
 per row and GFLOP/s at 2 rows per call (the reference loop's CFG pair) and at 32 (this
 project's CPU call size), the same for one 3x3 convolution at the UNet's widths (what the
-arithmetic could run at), and torch.profiler's share of attention and of group norm + SiLU.
+arithmetic could run at), torch.profiler's share of attention and of group norm + SiLU, and
+the 32-row call with diffusers' classic (bmm) attention instead of SDPA's flash kernel.
 ``--compile`` also times the 32-row call through ``torch.compile`` (inductor, freezing).
 Figures go to the README ("Benchmarks", the indicator paragraph).
 """
@@ -64,6 +65,18 @@ def op_shares(call) -> dict[str, float]:
             for name, keys in MEMORY_BOUND.items()}
 
 
+def classic_attention_seconds(teacher) -> float:
+    """One 32-row call with diffusers' bmm-and-softmax attention instead of SDPA's flash kernel
+    (restored after)."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    teacher.unet.set_attn_processor(AttnProcessor())
+    try:
+        return seconds_per_call(unet_call(teacher, 32))
+    finally:
+        teacher.unet.set_attn_processor(AttnProcessor2_0())
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
@@ -83,6 +96,7 @@ def main() -> None:
             row[f"unet_gflops_at_{rows}"] = round(gflop_per_row * rows / s)
         row["conv3x3_gflops"] = [round(conv_gflops(dtype, c, hw)) for c, hw in ((32, 32), (64, 16), (64, 8))]
         row.update({f"share_%_{k}": v for k, v in op_shares(unet_call(teacher, 32)).items()})
+        row["ms_per_row_at_32_classic_attention"] = round(1e3 * classic_attention_seconds(teacher) / 32, 2)
         if args.compile:
             import torch._inductor.config as inductor
 

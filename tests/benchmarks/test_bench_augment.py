@@ -36,3 +36,19 @@ def test_each_ray_process_gets_its_own_role():
     assert role(f"/venv/bin/python -u {SITE}/_private/log_monitor.py --session-dir=/tmp/s") == "log_monitor"
     assert role(f"/venv/bin/python -u {SITE}/autoscaler/_private/monitor.py --logs-dir=/tmp/l") == "monitor"
     assert role("/usr/bin/something-else") == "other"
+
+
+def test_the_job_gets_the_loops_batch_size_and_the_layouts_threads(tmp_path):
+    from bench_augment import job_config
+
+    from pipelines.augment import load_augment_config
+
+    def loaded(layout, batch_size):
+        return load_augment_config(job_config(tmp_path, layout, 2, batch_size), input="in", output="out",
+                                   manipulators=["m"])
+
+    default = loaded("default", 256)
+    assert (default.batch_size, default.resources.num_cpus) == (256, 1)
+    assert loaded("default", 128).batch_size == 128
+    one_actor = loaded("one-actor", 64)
+    assert (one_actor.batch_size, one_actor.resources.num_cpus) == (64, 2)

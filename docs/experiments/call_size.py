@@ -1,0 +1,66 @@
+"""What one row costs the default manipulator and the shapes judge at each call size.
+
+    python docs/experiments/call_size.py [--manipulator DIR]
+
+The augment job hands its edit step 256-row blocks. This times each network per row at 8 to
+256 rows per call, on 1 and 2 threads, with the weights in the default (NCHW) layout and in
+channels-last (what ``load_manipulator`` and ``ShapesJudge`` now use); inputs are
+channels-last, as ``to_tensor_range`` makes them. Best of three rounds over 1,024 rows.
+Figures go to the README ("Augment, profiled", item 6) and ``sdd/batching.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+
+import torch
+
+from sdd.artifacts import load_manipulator, save_manipulator
+from sdd.config import DistillSettings
+from sdd.domains.shapes.judge import ShapesJudge
+from sdd.manipulators import build
+
+CALL_SIZES = (8, 16, 32, 64, 128, 256)
+
+
+def us_per_row(network, x: torch.Tensor, rows: int) -> float:
+    with torch.inference_mode():
+        for s in range(0, 256, rows):
+            network(x[s : s + rows])
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for s in range(0, len(x), rows):
+                network(x[s : s + rows])
+            best = min(best, time.perf_counter() - start)
+    return 1e6 * best / len(x)
+
+
+def default_manipulator(url: str | None) -> torch.nn.Module:
+    if url:
+        return load_manipulator(url).manipulator
+    with tempfile.TemporaryDirectory() as tmp:  # its cost does not depend on its weights
+        save_manipulator(tmp, build(**DistillSettings().manipulator.hparams()), prompt="a red object")
+        return load_manipulator(tmp).manipulator
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--manipulator", default=None, help="artifact directory (default: a fresh default manipulator)")
+    args = p.parse_args()
+    x = (torch.rand(1024, 3, 32, 32) * 2 - 1).contiguous(memory_format=torch.channels_last)
+    channels_last = {"manipulator": default_manipulator(args.manipulator), "judge": ShapesJudge.from_pretrained().net}
+    for name, network in channels_last.items():
+        nchw = copy.deepcopy(network).to(memory_format=torch.contiguous_format)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for layout, net in (("nchw", nchw), ("channels_last", network)):
+                costs = {rows: round(us_per_row(net, x, rows)) for rows in CALL_SIZES}
+                print({"network": name, "threads": threads, "weights": layout, "us_per_row_by_call_size": costs}, flush=True)
+
+
+if __name__ == "__main__":
+    main()
