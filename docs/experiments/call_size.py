@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import tempfile
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from sdd.artifacts import load_manipulator, save_manipulator
-from sdd.config import DistillSettings
-from sdd.domains.shapes.judge import ShapesJudge
-from sdd.manipulators import build
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from bench_edit import fresh_artifact  # noqa: E402
+
+from sdd.artifacts import load_manipulator  # noqa: E402
+from sdd.domains.shapes.judge import ShapesJudge  # noqa: E402
 
 CALL_SIZES = (8, 16, 32, 64, 128, 256)
 
@@ -39,20 +42,14 @@ def us_per_row(network, x: torch.Tensor, rows: int) -> float:
     return 1e6 * best / len(x)
 
 
-def default_manipulator(url: str | None) -> torch.nn.Module:
-    if url:
-        return load_manipulator(url).manipulator
-    with tempfile.TemporaryDirectory() as tmp:  # its cost does not depend on its weights
-        save_manipulator(tmp, build(**DistillSettings().manipulator.hparams()), prompt="a red object")
-        return load_manipulator(tmp).manipulator
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--manipulator", default=None, help="artifact directory (default: a fresh default manipulator)")
     args = p.parse_args()
     x = (torch.rand(1024, 3, 32, 32) * 2 - 1).contiguous(memory_format=torch.channels_last)
-    channels_last = {"manipulator": default_manipulator(args.manipulator), "judge": ShapesJudge.from_pretrained().net}
+    # a fresh default manipulator unless one is given: its cost does not depend on its weights
+    artifact = load_manipulator(args.manipulator) if args.manipulator else fresh_artifact(torch.device("cpu"))
+    channels_last = {"manipulator": artifact.manipulator, "judge": ShapesJudge.from_pretrained().net}
     for name, network in channels_last.items():
         nchw = copy.deepcopy(network).to(memory_format=torch.contiguous_format)
         for threads in (1, 2):
