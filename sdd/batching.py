@@ -3,7 +3,7 @@
 On CPU small calls win: activations stay in cache. The teacher's indicator sweep ran 1.9x
 faster at 64 rows per call than at 512, and 1.09x faster again at 32 than at 64 (diffusers'
 Upsample2D falls back to NCHW from 64 rows); the default manipulator and the shapes judge
-spend 2-3x less per row at 32 rows than at 256, the augment job's block size. Packed
+spend 1.7-2.9x less per row at 32 rows than at 256, the augment job's block size. Packed
 training holds less memory too. On a GPU large calls fill the device.
 ``benchmarks/bench_indicator.py --max-batch`` measures it for the teacher.
 """

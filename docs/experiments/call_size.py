@@ -5,7 +5,7 @@
 The augment job hands its edit step 256-row blocks. This times each network per row at 8 to
 256 rows per call, on 1 and 2 threads, with the weights in the default (NCHW) layout and in
 channels-last (what ``load_manipulator`` and ``ShapesJudge`` now use); inputs are
-channels-last, as ``to_tensor_range`` makes them. Best of three rounds over 1,024 rows.
+channels-last, as ``to_tensor_range`` makes them. The median of 5 rounds over 1,024 rows.
 Figures go to the README ("Augment, profiled", item 6) and ``sdd/batching.py``.
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from bench_edit import fresh_artifact  # noqa: E402
+from common import median_seconds  # noqa: E402
 
 from sdd.artifacts import load_manipulator  # noqa: E402
 from sdd.domains.shapes.judge import ShapesJudge  # noqa: E402
@@ -30,16 +30,15 @@ CALL_SIZES = (8, 16, 32, 64, 128, 256)
 
 
 def us_per_row(network, x: torch.Tensor, rows: int) -> float:
-    with torch.inference_mode():
-        for s in range(0, 256, rows):
+    """Microseconds per row over all of ``x`` in ``rows``-row calls: the benches' median of 5
+    rounds, after a warm-up round."""
+
+    def all_rows():
+        for s in range(0, len(x), rows):
             network(x[s : s + rows])
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            for s in range(0, len(x), rows):
-                network(x[s : s + rows])
-            best = min(best, time.perf_counter() - start)
-    return 1e6 * best / len(x)
+
+    with torch.inference_mode():
+        return 1e6 * median_seconds(all_rows, repeats=5, warmup=1) / len(x)
 
 
 def main() -> None:

@@ -14,31 +14,29 @@ Figures go to the README ("Benchmarks", the indicator paragraph).
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from sdd.teachers import load_teacher
-from sdd.teachers.base import TextEmbedding
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from common import median_seconds  # noqa: E402
+
+from sdd.teachers import load_teacher  # noqa: E402
+from sdd.teachers.base import TextEmbedding  # noqa: E402
 
 MEMORY_BOUND = {"group_norm_silu": ("aten::native_group_norm", "aten::silu"),
                 "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",)}
 
 
 def seconds_per_call(fn, calls: int = 20) -> float:
-    """Best of three timed rounds of ``calls`` calls, after a warm-up."""
+    """Seconds per call: the benches' median of 5 rounds of ``calls`` calls, after a warm-up round."""
     with torch.inference_mode():
-        for _ in range(3):
-            fn()
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            best = min(best, (time.perf_counter() - start) / calls)
-    return best
+        return median_seconds(lambda: [fn() for _ in range(calls)], repeats=5, warmup=1) / calls
 
 
 def unet_call(teacher, rows: int):

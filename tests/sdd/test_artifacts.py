@@ -107,7 +107,7 @@ def test_hostile_prompts_stay_inside_the_registry_and_round_trip(tmp_path):
 
 def test_edit_calls_the_manipulator_in_device_sized_chunks(tmp_path):
     """A 70-row block is edited in calls of at most 32 rows on CPU (the augment job's blocks
-    are 256 rows, which run 2-3x slower per row in one call), with the same result."""
+    are 256 rows, which run 1.7-2.9x slower per row in one call), with the same result."""
     m = trained_manipulator()
     save_manipulator(str(tmp_path / "a"), m, prompt="a red object")
     art = load_manipulator(str(tmp_path / "a"))
