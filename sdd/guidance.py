@@ -69,11 +69,15 @@ def guided_gradient(
     topk: int | None = None,
     max_batch: int | None = None,
     estimator: str = "sds",
+    uncond: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """SDS (or ``classifier``) gradient for N rows: each row its own latent, prompt embedding, t and noise.
 
     ``max_batch`` bounds the rows of one teacher call (CFG doubles each row), which is the
-    memory budget knob: peak activation memory scales with it, not with N.
+    memory budget knob: peak activation memory scales with it, not with N. ``uncond``: the
+    unconditional noise prediction of these rows when the caller has it already (several
+    prompts over the same latents, t and noise share it); only the conditional half is
+    computed then.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
@@ -86,7 +90,12 @@ def guided_gradient(
     t = t.to(teacher.device)
     a = teacher.alphas_cumprod[t].view(-1, *([1] * (latents.dim() - 1))).to(latents.dtype)
     z_t = a.sqrt() * latents + (1 - a).sqrt() * noise
-    uncond, cond = predict_cfg(teacher, z_t, t, emb.cond, emb.uncond, max_batch)
+    if uncond is None:
+        uncond, cond = predict_cfg(teacher, z_t, t, emb.cond, emb.uncond, max_batch)
+    else:
+        if uncond.shape != latents.shape:
+            raise ValueError(f"uncond has shape {tuple(uncond.shape)}; the rows are {tuple(latents.shape)}")
+        cond = predict_rows(teacher, z_t, t, emb.cond, max_batch)
     w = timestep_weight(teacher.alphas_cumprod, t, weighting).view_as(a).to(latents.dtype)
     if estimator == "sds":
         grad = w * (uncond + guidance_scale * (cond - uncond) - noise)
@@ -118,6 +127,20 @@ def predict_cfg(
     return torch.cat(uncond_parts), torch.cat(cond_parts)
 
 
+@torch.no_grad()
+def predict_rows(
+    teacher: Teacher, z_t: torch.Tensor, t: torch.Tensor, emb: TextEmbedding, max_batch: int | None = None,
+) -> torch.Tensor:
+    """Noise predictions for rows with one embedding each (no CFG pairing), in calls of at
+    most ``max_batch`` rows. ``t`` is one timestep for all rows or one per row."""
+    rows = resolve_max_batch(max_batch, z_t.device)
+    per_row = torch.as_tensor(t).dim() > 0
+    return torch.cat([
+        teacher.predict_noise(z_t[s : s + rows], t[s : s + rows] if per_row else t, emb[s : s + rows])
+        for s in range(0, z_t.shape[0], rows)
+    ])
+
+
 @dataclass
 class SweepGradients:
     """Gradients of a sweep: ``latent[b, i]`` w.r.t. the teacher's input at ``timesteps[i]``,
@@ -134,6 +157,46 @@ def sweep_noise(shape: tuple[int, ...], seed: int, device: torch.device | str = 
     return torch.randn(shape, generator=gen).to(device)
 
 
+def sweep_rows_noise(seed: int | list[int] | None, b: int, k: int, latent_shape: tuple[int, ...]) -> torch.Tensor:
+    """Noise [B, T, *latent] for a sweep: from one seed, one seed per image (a shard of a sweep
+    then draws what the whole would), or torch's global generator (``None``)."""
+    if isinstance(seed, (list, tuple)):
+        if len(seed) != b:
+            raise ValueError(f"{len(seed)} noise seeds for {b} images")
+        return torch.stack([sweep_noise((k, *latent_shape), s) for s in seed])
+    if seed is not None:
+        return sweep_noise((b, k, *latent_shape), seed)
+    return torch.randn(b, k, *latent_shape)
+
+
+def _sweep_rows(latents: torch.Tensor, timesteps: torch.Tensor, noise: torch.Tensor):
+    """(latent, t, noise) per (image, t) row, image-major: B*T rows."""
+    b, k, lat_shape = latents.shape[0], timesteps.shape[0], tuple(latents.shape[1:])
+    rows_lat = latents.detach().unsqueeze(1).expand(b, k, *lat_shape).reshape(b * k, *lat_shape)
+    return rows_lat, timesteps.to(latents.device).repeat(b), noise.to(latents.device, latents.dtype).reshape(b * k, *lat_shape)
+
+
+@torch.no_grad()
+def unconditional_prediction(
+    teacher: Teacher, images: torch.Tensor, uncond: TextEmbedding, timesteps, noise: torch.Tensor,
+    max_batch: int | None = None,
+) -> torch.Tensor:
+    """The unconditional half of CFG [B, T, *latent] for a sweep's rows. It depends on the
+    image, t and noise but not on the prompt: a sweep of P prompts over the same rows computes
+    it once (``sds_gradient(uncond=...)``) and makes P + 1 teacher rows per (image, t), not 2P."""
+    timesteps = torch.as_tensor(timesteps, dtype=torch.long).flatten()
+    latents = teacher.encode(images.to(teacher.device))
+    b, k = latents.shape[0], timesteps.shape[0]
+    if tuple(noise.shape) != (b, k, *latents.shape[1:]):
+        raise ValueError(f"noise has shape {tuple(noise.shape)}; the sweep needs {(b, k, *latents.shape[1:])}")
+    if len(uncond) != 1:
+        raise ValueError(f"give one unconditional embedding, not {len(uncond)}")
+    rows_lat, rows_t, rows_noise = _sweep_rows(latents, timesteps, noise)
+    a = teacher.alphas_cumprod[rows_t].view(-1, *([1] * (rows_lat.dim() - 1))).to(rows_lat.dtype)
+    z_t = a.sqrt() * rows_lat + (1 - a).sqrt() * rows_noise
+    return predict_rows(teacher, z_t, rows_t, uncond.repeat_interleave(b * k), max_batch).reshape(noise.shape)
+
+
 def sds_gradient(
     teacher: Teacher,
     images: torch.Tensor,
@@ -147,41 +210,37 @@ def sds_gradient(
     seed: int | list[int] | None = 0,
     image_gradient: bool = True,
     max_batch: int | None = None,
+    uncond: torch.Tensor | None = None,
 ) -> SweepGradients:
     """SDS gradients for B images at each of T timesteps: B*T rows, batched teacher calls.
 
     ``cond`` holds one embedding (broadcast) or one per image. Noise is ``noise`` if given
     ([B, T, *latent]), else drawn from ``seed`` (fixed-noise mode: sweeps are reproducible;
     a list gives each image its own seed, so a shard of a sweep draws what the whole would),
-    else from torch's global generator.
+    else from torch's global generator. ``uncond``: ``unconditional_prediction`` of the same
+    images, timesteps and noise, shared by every prompt of a sweep.
     """
     timesteps = torch.as_tensor(timesteps, dtype=torch.long).flatten()
     b, k = images.shape[0], timesteps.shape[0]
     if len(cond) not in (1, b):
         raise ValueError(f"cond has {len(cond)} prompts for {b} images; give 1 or {b}")
+    if uncond is not None and noise is None and seed is None:
+        raise ValueError("a shared uncond prediction needs the noise it was made with: give noise or seed")
     images = images.to(teacher.device)
     with torch.enable_grad():
         x = images.detach().requires_grad_(image_gradient)
         latents = teacher.encode(x)
     lat_shape = tuple(latents.shape[1:])
     if noise is None:
-        if isinstance(seed, (list, tuple)):
-            if len(seed) != b:
-                raise ValueError(f"{len(seed)} noise seeds for {b} images")
-            noise = torch.stack([sweep_noise((k, *lat_shape), s) for s in seed])
-        elif seed is not None:
-            noise = sweep_noise((b, k, *lat_shape), seed)
-        else:
-            noise = torch.randn(b, k, *lat_shape)
-    noise = noise.to(latents.device, latents.dtype)
-
-    rows_lat = latents.detach().unsqueeze(1).expand(b, k, *lat_shape).reshape(b * k, *lat_shape)
-    rows_t = timesteps.repeat(b)
+        noise = sweep_rows_noise(seed, b, k, lat_shape)
+    if uncond is not None and tuple(uncond.shape) != (b, k, *lat_shape):
+        raise ValueError(f"uncond has shape {tuple(uncond.shape)}; the sweep's rows are {(b, k, *lat_shape)}")
+    rows_lat, rows_t, rows_noise = _sweep_rows(latents, timesteps, noise)
     per_image = cond if len(cond) == b else Conditioning(cond.cond.repeat_interleave(b), cond.uncond.repeat_interleave(b))
     rows_emb = Conditioning(per_image.cond.repeat_interleave(k), per_image.uncond.repeat_interleave(k))
     grad = guided_gradient(
-        teacher, rows_lat, rows_emb, rows_t, noise.reshape(b * k, *lat_shape),
-        guidance_scale=guidance_scale, weighting=weighting, topk=topk, max_batch=max_batch,
+        teacher, rows_lat, rows_emb, rows_t, rows_noise, guidance_scale=guidance_scale, weighting=weighting,
+        topk=topk, max_batch=max_batch, uncond=None if uncond is None else uncond.reshape(rows_lat.shape),
     ).reshape(b, k, *lat_shape)
 
     image_grad = None

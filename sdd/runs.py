@@ -9,7 +9,7 @@ Layout (any fsspec URL):
     <run_dir>/manipulators/<slug>/         the registry (model.safetensors + manifest.json)
     <run_dir>/summary.json                 one record per prompt: timesteps, metrics, eval, wall time
 
-The units (``score_prompt``, ``distill_pack``, ``evaluate_manipulator``) are plain functions:
+The units (``score_prompts``, ``distill_pack``, ``evaluate_manipulator``) are plain functions:
 ``sdd select/distill`` call them in a loop, the Ray jobs call them inside tasks and trainers.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -32,7 +33,7 @@ from sdd.config import JobConfig
 from sdd.distill import DistillConfig, Distiller
 from sdd.io.storage import filesystem, join, write_bytes_atomic
 from sdd.plots import indicator_curves_png
-from sdd.selection import indicator_sweep, select_timesteps
+from sdd.selection import indicator_sweeps, select_timesteps
 from sdd.sources import make_sources
 from sdd.teachers.base import Teacher
 from sdd.teachers.precision import dtype_name
@@ -114,10 +115,13 @@ def selection_images(config: JobConfig, teacher: Teacher) -> tuple[torch.Tensor,
     return images, list(range(config.select.images))
 
 
-def score_prompt(config: JobConfig, teacher: Teacher, prompt: str, images: torch.Tensor, image_ids: list[int]) -> pd.DataFrame:
+def score_prompts(config: JobConfig, teacher: Teacher, prompts: list[str], images: torch.Tensor,
+                  image_ids: list[int]) -> Iterator[tuple[str, pd.DataFrame]]:
+    """Each prompt's indicator table as it is scored; the prompts share the unconditional
+    teacher rows (``sdd.selection.sweep_gradients``)."""
     s = config.select
-    return indicator_sweep(teacher, images, prompt, s.grid(), image_ids=image_ids, draws=s.draws,
-                           guidance_scale=s.guidance_scale, weighting=s.weighting, seed=s.seed, max_batch=s.max_batch)
+    return indicator_sweeps(teacher, images, list(prompts), s.grid(), image_ids=image_ids, draws=s.draws,
+                            guidance_scale=s.guidance_scale, weighting=s.weighting, seed=s.seed, max_batch=s.max_batch)
 
 
 def finish_selection(config: JobConfig, run: RunDir, scores: pd.DataFrame) -> dict:
@@ -137,11 +141,10 @@ def run_selection(config: JobConfig, run: RunDir, teacher: Teacher, log=print) -
     todo = [p for p in config.prompts if p not in done]
     if todo:
         images, ids = selection_images(config, teacher)
-        for prompt in todo:
-            started = time.time()
-            table = score_prompt(config, teacher, prompt, images, ids)
+        started = time.time()
+        for prompt, table in score_prompts(config, teacher, todo, images, ids):
             scores = pd.concat([scores, table], ignore_index=True) if len(scores) else table
-            log(f"scored {prompt!r}: {len(table)} (image, t) rows in {time.time() - started:.1f}s")
+            log(f"scored {prompt!r}: {len(table)} (image, t) rows, {time.time() - started:.1f}s since start")
     else:
         log(f"all {len(config.prompts)} prompts already scored in {run.url}")
     return finish_selection(config, run, scores)

@@ -3,7 +3,15 @@
 import pytest
 import torch
 
-from sdd.guidance import guided_gradient, inject, sds_gradient, sparsify_topk, sweep_noise, timestep_weight
+from sdd.guidance import (
+    guided_gradient,
+    inject,
+    sds_gradient,
+    sparsify_topk,
+    sweep_noise,
+    timestep_weight,
+    unconditional_prediction,
+)
 from sdd.teachers.base import Conditioning
 
 
@@ -128,3 +136,20 @@ def test_classifier_estimator_is_the_guidance_term_alone(random_shapes_teacher):
     assert not torch.allclose(classifier, sds)
     with pytest.raises(ValueError, match="unknown estimator"):
         guided_gradient(teacher, z, emb, t, noise, estimator="dds", **kw)
+
+
+def test_a_shared_unconditional_prediction_gives_the_same_gradient(random_shapes_teacher):
+    teacher = random_shapes_teacher
+    x, ts = images(3), [100, 600]
+    noise = sweep_noise((3, 2, 3, 32, 32), seed=4)
+    cond = teacher.embed(["a green object"])
+    uncond = unconditional_prediction(teacher, x, cond.uncond[:1], ts, noise)
+    shared = sds_gradient(teacher, x, cond, ts, guidance_scale=3.0, noise=noise, uncond=uncond)
+    paired = sds_gradient(teacher, x, cond, ts, guidance_scale=3.0, noise=noise)
+    assert torch.allclose(shared.image, paired.image, atol=1e-5)
+    with pytest.raises(ValueError, match="uncond has shape"):
+        sds_gradient(teacher, x, cond, ts, guidance_scale=3.0, noise=noise, uncond=uncond[:, :1])
+    with pytest.raises(ValueError, match="needs the noise it was made with"):
+        sds_gradient(teacher, x, cond, ts, guidance_scale=3.0, seed=None, uncond=uncond)
+    with pytest.raises(ValueError, match="noise has shape"):
+        unconditional_prediction(teacher, x, cond.uncond[:1], ts, noise[:, :1])
