@@ -1,14 +1,20 @@
-"""The select job on a local Ray against the same sweep in one process.
+"""The select job on a local Ray against the same sweep in one process, and what sharing the
+unconditional teacher rows between prompts saves.
 
     python benchmarks/bench_select.py [--prompts 6] [--threads 2] [--dtype bfloat16]
 
 Workload: ``--prompts`` recolour prompts x 16 images x 17 timesteps x 4 noise draws (the
-default ``select`` settings). The single-process side is ``sdd.runs.score_prompt`` (the
-batched ``sds_gradient`` sweep, what bench_indicator times) for each prompt with all
-threads; the Ray side is ``select_timesteps`` with 2-image shards, 1 CPU per task, on a
-fresh local Ray started once and warmed up (its first sweep, not timed, loads the teacher
-in every worker). Reported: (prompt, t, image, draw) evaluations per second. Target: Ray
->= 80% of the single process on the same cores.
+default ``select`` settings). Three sides, each timed the same way:
+
+* ``per_prompt``: one process, ``sdd.runs.score_prompts`` for one prompt at a time (CFG's two
+  rows per (image, t, draw) and prompt: 2P rows, the sweep before prompts shared rows);
+* ``shared``: one process, all prompts in one ``score_prompts`` (P + 1 rows);
+* ``ray``: ``select_timesteps`` with 2-image shards, 1 CPU per task, on a fresh local Ray
+  started once and warmed up (its first sweep, not timed, loads the teacher in every worker).
+
+Reported: (prompt, t, image, draw) evaluations per second. Target: Ray >= 80% of the single
+process doing the same work (``shared``) on the same cores; ``shared_vs_per_prompt`` is the
+sharing's own speedup, (2P) / (P + 1) in teacher rows.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ def main() -> None:
 
     from pipelines.select_timesteps import select_timesteps
     from sdd.config import parse_config
-    from sdd.runs import load_run_teacher, score_prompt, selection_images
+    from sdd.runs import load_run_teacher, score_prompts, selection_images
 
     work = Path(tempfile.mkdtemp(prefix="bench_select_"))
     prompts = [f"a {c} object" for c in COLORS[: args.prompts]]
@@ -52,11 +58,15 @@ def main() -> None:
     teacher = load_run_teacher(base)
     images, ids = selection_images(base, teacher)
 
-    def local():
+    def per_prompt():
         for prompt in prompts:
-            score_prompt(base, teacher, prompt, images, ids)
+            list(score_prompts(base, teacher, [prompt], images, ids))
 
-    t_local = median_seconds(local, args.repeats, args.warmup)
+    def shared():
+        list(score_prompts(base, teacher, prompts, images, ids))
+
+    t_per_prompt = median_seconds(per_prompt, args.repeats, args.warmup)
+    t_local = median_seconds(shared, args.repeats, args.warmup)
     runs = iter(range(10_000))
     ray.init(num_cpus=torch.get_num_threads(), include_dashboard=False, log_to_driver=False)
     try:
@@ -66,8 +76,11 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     report("bench_select", {
         "evaluations": evaluations, "dtype": args.dtype or "default", "threads": torch.get_num_threads(),
+        "per_prompt_evals_per_s": round(evaluations / t_per_prompt, 1),
         "local_evals_per_s": round(evaluations / t_local, 1), "ray_evals_per_s": round(evaluations / t_ray, 1),
-        "ray_vs_local": round(t_local / t_ray, 3),
+        "ray_vs_local": round(t_local / t_ray, 3), "shared_vs_per_prompt": round(t_per_prompt / t_local, 3),
+        "ray_vs_per_prompt": round(t_per_prompt / t_ray, 3),
+        "teacher_rows_ratio": round(2 * len(prompts) / (len(prompts) + 1), 3),
     }, args)
 
 

@@ -63,7 +63,8 @@ class SelectSettings(Strict):
     policy: str = Field("window:2", description="argmin, below:<x>, topk:<k>, or window:<k> (k neighbouring t)")
     seed: int = 0
     max_batch: int | None = Field(None, ge=2, description="rows per teacher call (memory budget; default 32 on CPU, 512 on GPU)")
-    shard_images: int = Field(8, ge=1, description="sample images per Ray task")
+    shard_images: int = Field(8, ge=1, description="sample images per Ray task; each task takes a group of "
+                              "prompts, as large as still fills the cluster (they share CFG's unconditional rows)")
     resources: TaskResources = TaskResources()
 
     _weighting = field_validator("weighting")(_check_weighting)
