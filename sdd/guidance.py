@@ -56,6 +56,12 @@ def sparsify_topk(grad: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(flat.abs() >= threshold, flat, torch.zeros_like(flat)).reshape(grad.shape)
 
 
+def noised(teacher: Teacher, latents: torch.Tensor, t: torch.Tensor, noise: torch.Tensor):
+    """(z_t, a_t broadcastable to the rows): the forward process at one t per row."""
+    a = teacher.alphas_cumprod[t].view(-1, *([1] * (latents.dim() - 1))).to(latents.dtype)
+    return a.sqrt() * latents + (1 - a).sqrt() * noise, a
+
+
 @torch.no_grad()
 def guided_gradient(
     teacher: Teacher,
@@ -88,8 +94,7 @@ def guided_gradient(
             f"latents {tuple(latents.shape)}, emb {len(emb)}, t {tuple(t.shape)}, noise {tuple(noise.shape)}"
         )
     t = t.to(teacher.device)
-    a = teacher.alphas_cumprod[t].view(-1, *([1] * (latents.dim() - 1))).to(latents.dtype)
-    z_t = a.sqrt() * latents + (1 - a).sqrt() * noise
+    z_t, a = noised(teacher, latents, t, noise)
     if uncond is None:
         uncond, cond = predict_cfg(teacher, z_t, t, emb.cond, emb.uncond, max_batch)
     else:
@@ -192,8 +197,7 @@ def unconditional_prediction(
     if len(uncond) != 1:
         raise ValueError(f"give one unconditional embedding, not {len(uncond)}")
     rows_lat, rows_t, rows_noise = _sweep_rows(latents, timesteps, noise)
-    a = teacher.alphas_cumprod[rows_t].view(-1, *([1] * (rows_lat.dim() - 1))).to(rows_lat.dtype)
-    z_t = a.sqrt() * rows_lat + (1 - a).sqrt() * rows_noise
+    z_t, _ = noised(teacher, rows_lat, rows_t, rows_noise)
     return predict_rows(teacher, z_t, rows_t, uncond.repeat_interleave(b * k), max_batch).reshape(noise.shape)
 
 
