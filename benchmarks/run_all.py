@@ -27,7 +27,7 @@ from common import DTYPES  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ("edit", "indicator", "pack", "select", "augment")
 TEACHER_BENCHES = ("edit", "indicator", "pack", "select")  # the ones that take --dtype
-RATIO_KEYS = ("speedup", "steps_ratio", "memory_ratio_vs_one_run", "ray_vs_local",
+RATIO_KEYS = ("speedup", "steps_ratio", "memory_ratio_vs_one_run", "ray_vs_local", "shared_vs_per_prompt",
               "ray_vs_loop", "big_ray_vs_loop", "memory_ratio")
 
 
