@@ -6,7 +6,8 @@ For float32 and bfloat16: the UNet's FLOPs per row (``torch.utils.flop_counter``
 per row and GFLOP/s at 2 rows per call (the reference loop's CFG pair) and at 32 (this
 project's CPU call size), the same for one 3x3 convolution at the UNet's widths (what the
 arithmetic could run at), torch.profiler's share of attention and of group norm + SiLU, and
-the 32-row call with diffusers' classic (bmm) attention instead of SDPA's flash kernel.
+the 32-row call with SDPA's flash kernel and with diffusers' classic (bmm) attention (the
+other rows use the teacher's own: classic for the bfloat16 CPU teacher, SDPA otherwise).
 ``--compile`` also times the 32-row call through ``torch.compile`` (inductor, freezing).
 Figures go to the README ("Benchmarks", the indicator paragraph).
 """
@@ -30,7 +31,8 @@ from sdd.teachers import load_teacher  # noqa: E402
 from sdd.teachers.base import TextEmbedding  # noqa: E402
 
 MEMORY_BOUND = {"group_norm_silu": ("aten::native_group_norm", "aten::silu"),
-                "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",)}
+                "attention": ("aten::_scaled_dot_product_flash_attention_for_cpu",  # SDPA
+                              "aten::baddbmm", "aten::bmm", "aten::_softmax")}  # classic
 
 
 def seconds_per_call(fn, calls: int = 20) -> float:
@@ -63,16 +65,21 @@ def op_shares(call) -> dict[str, float]:
             for name, keys in MEMORY_BOUND.items()}
 
 
-def classic_attention_seconds(teacher) -> float:
-    """One 32-row call with diffusers' bmm-and-softmax attention instead of SDPA's flash kernel
-    (restored after)."""
+def attention_seconds(teacher) -> dict[str, float]:
+    """One 32-row call with SDPA's flash kernel and with diffusers' bmm-and-softmax attention
+    (the bfloat16 CPU teacher's own since session 11), whichever the teacher was built with;
+    its own processors are restored after."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 
-    teacher.unet.set_attn_processor(AttnProcessor())
+    own = teacher.unet.attn_processors
+    out = {}
     try:
-        return seconds_per_call(unet_call(teacher, 32))
+        for name, processor in (("sdpa", AttnProcessor2_0()), ("classic", AttnProcessor())):
+            teacher.unet.set_attn_processor(processor)
+            out[name] = seconds_per_call(unet_call(teacher, 32))
     finally:
-        teacher.unet.set_attn_processor(AttnProcessor2_0())
+        teacher.unet.set_attn_processor(own)
+    return out
 
 
 def main() -> None:
@@ -94,7 +101,8 @@ def main() -> None:
             row[f"unet_gflops_at_{rows}"] = round(gflop_per_row * rows / s)
         row["conv3x3_gflops"] = [round(conv_gflops(dtype, c, hw)) for c, hw in ((32, 32), (64, 16), (64, 8))]
         row.update({f"share_%_{k}": v for k, v in op_shares(unet_call(teacher, 32)).items()})
-        row["ms_per_row_at_32_classic_attention"] = round(1e3 * classic_attention_seconds(teacher) / 32, 2)
+        row.update({f"ms_per_row_at_32_{name}_attention": round(1e3 * s / 32, 2)
+                    for name, s in attention_seconds(teacher).items()})
         if args.compile:
             import torch._inductor.config as inductor
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor
 from safetensors.torch import load_file
 
 from .base import Teacher, TextEmbedding, as_unet_input, frozen
@@ -73,6 +74,12 @@ class ShapesTeacher(Teacher):
         self.device = torch.device(device)
         self.dtype = dtype
         self.unet = frozen(unet, self.device, dtype, channels_last=True)
+        if dtype == torch.bfloat16 and self.device.type == "cpu":
+            # This UNet's attention is 16 heads of width 4 over 64 tokens: in bfloat16 on CPU,
+            # diffusers' bmm-and-softmax processor beats SDPA's flash kernel (the indicator
+            # sweep 1.10-1.16x faster; docs/experiments/teacher_roofline.py); in float32 it
+            # is slower (0.85x), so float32 and GPUs keep SDPA.
+            self.unet.set_attn_processor(AttnProcessor())
         self.text_encoder = frozen(text_encoder, self.device, dtype)
         self.tokenizer = tokenizer
         self.image_size = config["unet"]["sample_size"]

@@ -37,6 +37,26 @@ def test_bf16_shapes_teacher_predicts_what_float32_predicts(teachers):
     assert not torch.equal(out16, out32)  # it really ran in bfloat16
 
 
+def test_bf16_cpu_teacher_attends_with_bmm_and_predicts_what_sdpa_predicts(teachers):
+    """The bf16 CPU teacher's attention processor is a speed choice (teacher_roofline.py), not a
+    change of model: both processors give the same predictions."""
+    from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
+
+    fp32, bf16 = teachers
+    assert all(type(p) is AttnProcessor for p in bf16.unet.attn_processors.values())
+    assert all(type(p) is AttnProcessor2_0 for p in fp32.unet.attn_processors.values())
+    torch.manual_seed(1)
+    z, t = torch.randn(4, 3, bf16.image_size, bf16.image_size), torch.tensor([100, 300, 500, 700])
+    emb = bf16.embed(["a blue object"]).cond.repeat_interleave(4)
+    classic = bf16.predict_noise(z, t, emb)
+    bf16.unet.set_attn_processor(AttnProcessor2_0())
+    try:
+        sdpa = bf16.predict_noise(z, t, emb)
+    finally:
+        bf16.unet.set_attn_processor(AttnProcessor())
+    assert cosine(classic, sdpa) > 0.999
+
+
 def test_bf16_indicator_curve_selects_what_float32_selects(teachers):
     """What selection needs from the teacher: the same order of timesteps."""
     images = to_tensor_range(generate(4, seed=1).images)
