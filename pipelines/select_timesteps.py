@@ -47,6 +47,8 @@ def plan_tasks(prompts: list[str], images: int, shard_images: int, slots: int) -
     unconditional one, so fewer, larger groups do less work; more groups fill more slots.
     Chosen: the number of groups that minimises the estimated makespan, rounds of tasks over
     the cluster's slots times rows per task (the fewest groups on a tie)."""
+    if not prompts:
+        return []
     ids = list(range(images))
     shards = [ids[i : i + shard_images] for i in range(0, len(ids), shard_images)]
     slots = max(1, slots)
@@ -54,10 +56,8 @@ def plan_tasks(prompts: list[str], images: int, shard_images: int, slots: int) -
     def makespan(groups: int) -> int:
         return math.ceil(groups * len(shards) / slots) * (math.ceil(len(prompts) / groups) + 1)
 
-    groups = min(range(1, len(prompts) + 1), key=makespan) if prompts else 1
-    size = math.ceil(len(prompts) / groups) if prompts else 0
-    prompt_groups = [prompts[i : i + size] for i in range(0, len(prompts), size)] if prompts else []
-    return [(group, shard) for group in prompt_groups for shard in shards]
+    size = math.ceil(len(prompts) / min(range(1, len(prompts) + 1), key=makespan))
+    return [(prompts[i : i + size], shard) for i in range(0, len(prompts), size) for shard in shards]
 
 
 def task_slots(num_cpus: float, num_gpus: float) -> int:

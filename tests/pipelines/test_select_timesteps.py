@@ -63,3 +63,4 @@ def test_plan_groups_prompts_by_the_slots_it_can_fill():
     assert [len(g) for g, _ in plan_tasks(SIX, 16, 8, 4)] == [3, 3, 3, 3]
     # a slot per (prompt, shard): no sharing beats waiting
     assert [len(g) for g, _ in plan_tasks(SIX, 16, 8, 12)] == [1] * 12
+    assert plan_tasks([], 16, 8, 2) == []
