@@ -237,14 +237,12 @@ def sds_gradient(
     lat_shape = tuple(latents.shape[1:])
     if noise is None:
         noise = sweep_rows_noise(seed, b, k, lat_shape)
-    if uncond is not None and tuple(uncond.shape) != (b, k, *lat_shape):
-        raise ValueError(f"uncond has shape {tuple(uncond.shape)}; the sweep's rows are {(b, k, *lat_shape)}")
     rows_lat, rows_t, rows_noise = _sweep_rows(latents, timesteps, noise)
     per_image = cond if len(cond) == b else Conditioning(cond.cond.repeat_interleave(b), cond.uncond.repeat_interleave(b))
     rows_emb = Conditioning(per_image.cond.repeat_interleave(k), per_image.uncond.repeat_interleave(k))
     grad = guided_gradient(
         teacher, rows_lat, rows_emb, rows_t, rows_noise, guidance_scale=guidance_scale, weighting=weighting,
-        topk=topk, max_batch=max_batch, uncond=None if uncond is None else uncond.reshape(rows_lat.shape),
+        topk=topk, max_batch=max_batch, uncond=None if uncond is None else uncond.flatten(0, 1),
     ).reshape(b, k, *lat_shape)
 
     image_grad = None

@@ -76,9 +76,9 @@ class ShapesTeacher(Teacher):
         self.unet = frozen(unet, self.device, dtype, channels_last=True)
         if dtype == torch.bfloat16 and self.device.type == "cpu":
             # This UNet's attention is 16 heads of width 4 over 64 tokens: in bfloat16 on CPU,
-            # diffusers' bmm-and-softmax processor beats SDPA's flash kernel (the indicator
-            # sweep 1.10-1.16x faster; docs/experiments/teacher_roofline.py); in float32 it
-            # is slower (0.85x), so float32 and GPUs keep SDPA.
+            # diffusers' bmm-and-softmax processor beats SDPA's flash kernel (a 32-row call
+            # 1.17-1.19x faster, docs/experiments/teacher_roofline.py); in float32 it is
+            # slower, so float32 and GPUs keep SDPA.
             self.unet.set_attn_processor(AttnProcessor())
         self.text_encoder = frozen(text_encoder, self.device, dtype)
         self.tokenizer = tokenizer
