@@ -31,17 +31,34 @@ def full_caption(size: str, color: str, shape: str, background: str) -> str:
     return caption(size, color, shape, background)
 
 
+CAPTION_SCHEMES = ("independent", "subsets")
+
+
 def training_captions(
     rng: np.random.Generator,
     labels: dict[str, np.ndarray],
     *,
     drop_attribute: float,
     drop_caption: float,
+    scheme: str = "independent",
 ) -> list[str]:
-    """Captions for teacher training: each attribute dropped independently, whole caption
-    dropped (empty string = the unconditional prompt for classifier-free guidance)."""
+    """Captions for teacher training; an empty string is the unconditional prompt of
+    classifier-free guidance, drawn with probability ``drop_caption``.
+
+    ``independent`` drops each attribute with probability ``drop_attribute``: mostly full
+    captions, and a one-attribute caption such as ``a large object`` in under 3% of rows at
+    0.2. ``subsets`` keeps a uniformly random number (1-4) of attributes, chosen uniformly:
+    every caption length is equally common, so each one-attribute edit prompt is trained on
+    as often as the full captions are (``drop_attribute`` is unused)."""
+    if scheme not in CAPTION_SCHEMES:
+        raise ValueError(f"unknown caption scheme {scheme!r}; expected one of {CAPTION_SCHEMES}")
     n = len(labels["shape"])
-    keep = rng.random((n, 4)) >= drop_attribute
+    if scheme == "independent":
+        keep = rng.random((n, 4)) >= drop_attribute
+    else:
+        kept = rng.integers(1, 5, size=n)
+        rank = rng.random((n, 4)).argsort(1).argsort(1)  # a random permutation per row
+        keep = rank < kept[:, None]
     empty = rng.random(n) < drop_caption
     out = []
     for i in range(n):

@@ -1,7 +1,17 @@
 """Train the bundled shapes teacher; reproduces the shipped weights (seeded, CPU).
 
-    python -m sdd.domains.shapes.train_teacher                       # shipped recipe
-    python -m sdd.domains.shapes.train_teacher --out DIR --steps N    # anything else
+    python -m sdd.domains.shapes.train_teacher                          # shipped recipe, both stages
+    python -m sdd.domains.shapes.train_teacher --stages partial --init DIR   # the second stage only
+    python -m sdd.domains.shapes.train_teacher --out DIR --steps N       # anything else
+
+The shipped teacher is trained in two stages (``STAGES``). ``base`` learns the world from
+mostly full captions (each attribute dropped independently). ``partial`` continues from
+base's EMA weights with every caption length equally common (``captions: subsets``): the
+edit prompts name one attribute (``a large object``, ``a circle``), and under independent
+dropout such captions are under 3% of the rows, which left one-attribute samples empty or
+malformed several times as often as full-caption ones
+(docs/experiments/teacher_partial_prompts.md). Intermediate stages go to ``--work``; the
+last one exports to ``--out``.
 
 Training data is rendered on the fly, seeded by (seed, step), so a run is deterministic and
 resumes exactly: checkpoints (model, EMA, optimizer; all safetensors) are written every
@@ -67,7 +77,11 @@ RECIPE = {
     "min_snr_gamma": 5.0,
     "drop_attribute": 0.2,
     "drop_caption": 0.1,
+    "captions": "independent",
 }
+# the second stage starts from the first's EMA weights: a lower peak rate, a short warm-up
+PARTIAL_RECIPE = dict(RECIPE, seed=1, steps=3000, lr=3e-4, warmup=100, captions="subsets")
+STAGES: dict[str, dict] = {"base": RECIPE, "partial": PARTIAL_RECIPE}
 
 
 def lr_at(step: int, recipe: dict) -> float:
@@ -84,7 +98,8 @@ def training_batch(step: int, recipe: dict) -> tuple[torch.Tensor, list[str], to
     labels = sample_labels(rng, recipe["batch_size"], exclude_held_out=True)
     batch = render(rng, labels)
     captions = training_captions(
-        rng, labels, drop_attribute=recipe["drop_attribute"], drop_caption=recipe["drop_caption"]
+        rng, labels, drop_attribute=recipe["drop_attribute"], drop_caption=recipe["drop_caption"],
+        scheme=recipe.get("captions", "independent"),
     )
     x0 = torch.from_numpy(batch.images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -95,13 +110,24 @@ def modules_state(unet, text_encoder, prefix: str = "") -> dict[str, torch.Tenso
     return {**module_tensors(unet, f"{prefix}unet."), **module_tensors(text_encoder, f"{prefix}text_encoder.")}
 
 
-def train(out: Path, recipe: dict, checkpoint_every: int, threads: int, stop_after: int | None = None) -> None:
-    """Train to ``recipe['steps']``; ``stop_after`` ends early after a checkpoint (for tests)."""
+def train(out: Path, recipe: dict, checkpoint_every: int, threads: int, stop_after: int | None = None,
+          init: Path | None = None) -> None:
+    """Train to ``recipe['steps']``; ``stop_after`` ends early after a checkpoint (for tests).
+    ``init``: a weights directory to start from (an earlier stage's export) instead of a
+    fresh initialisation."""
     torch.set_num_threads(threads)
     torch.manual_seed(recipe["seed"])
     config = dict(TEACHER_CONFIG, training=recipe)
+    if init is not None:  # the stages before this one, for the record
+        earlier = json.loads((Path(init) / CONFIG_FILE).read_text())
+        config["earlier_stages"] = [*earlier.get("earlier_stages", []),
+                                    {"training": earlier.get("training"), "training_log": earlier.get("training_log")}]
     unet, text_encoder, tokenizer = build_modules(config)
     ema_unet, ema_text, _ = build_modules(config)
+    if init is not None:
+        weights = load_file(Path(init) / WEIGHTS_FILE)
+        load_module(unet, weights, "unet.")
+        load_module(text_encoder, weights, "text_encoder.")
     ema_unet.load_state_dict(unet.state_dict())
     ema_text.load_state_dict(text_encoder.state_dict())
     params = list(unet.parameters()) + list(text_encoder.parameters())
@@ -191,18 +217,31 @@ def export(out: Path, config: dict, ema_unet, ema_text, log: list[dict]) -> None
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=default_weights_dir(), help="weights directory")
-    parser.add_argument("--steps", type=int, default=RECIPE["steps"])
-    parser.add_argument("--batch-size", type=int, default=RECIPE["batch_size"])
-    parser.add_argument("--seed", type=int, default=RECIPE["seed"])
+    parser.add_argument("--out", type=Path, default=default_weights_dir(), help="weights directory of the last stage")
+    parser.add_argument("--work", type=Path, default=Path("runs/teacher_stages"),
+                        help="where the stages before the last train and export")
+    parser.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, in order, from {list(STAGES)}")
+    parser.add_argument("--init", type=Path, help="weights the first of --stages starts from (default: fresh)")
+    parser.add_argument("--steps", type=int, help="override every stage's steps")
+    parser.add_argument("--batch-size", type=int, help="override every stage's batch size")
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument("--fresh", action="store_true", help="ignore existing checkpoints")
     args = parser.parse_args(argv)
-    recipe = dict(RECIPE, steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    if args.fresh:
-        shutil.rmtree(args.out / "checkpoint", ignore_errors=True)
-    train(args.out, recipe, args.checkpoint_every, args.threads)
+    names = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [n for n in names if n not in STAGES]
+    if unknown or not names:
+        parser.error(f"unknown stages {unknown}; expected a comma-separated list from {list(STAGES)}")
+    init = args.init
+    for k, name in enumerate(names):
+        overrides = {key: v for key, v in (("steps", args.steps), ("batch_size", args.batch_size)) if v is not None}
+        recipe = dict(STAGES[name], **overrides, stage=name)
+        out = args.out if k == len(names) - 1 else args.work / name
+        if args.fresh:
+            shutil.rmtree(out / "checkpoint", ignore_errors=True)
+        print(f"stage {name}: {recipe['steps']} steps -> {out}", flush=True)
+        train(out, recipe, args.checkpoint_every, args.threads, init=init)
+        init = out
 
 
 if __name__ == "__main__":
