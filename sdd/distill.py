@@ -243,6 +243,15 @@ def lost_contrast(y: torch.Tensor, x: torch.Tensor, scope: str = "all") -> torch
     return F.relu(xdx - ydx).flatten(1).mean(1) + F.relu(xdy - ydy).flatten(1).mean(1)
 
 
+def edit_with_prior(manipulator: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(edited images, the manipulator's own per-row prior or None). An architecture whose
+    parametrisation carries a prior (a mask's sparsity and smoothness) defines
+    ``forward_with_penalty``; the loop adds it to the loss without knowing what it is."""
+    if hasattr(manipulator, "forward_with_penalty"):
+        return manipulator.forward_with_penalty(x)
+    return manipulator(x), None
+
+
 StepCallback = Callable[["Distiller", int, dict], None]
 
 
@@ -324,7 +333,7 @@ class Distiller:
         """Backpropagate one prompt's loss (guidance injected at its edits, plus the
         regularisers); returns its mean squared distance to the sources."""
         cfg, b = self.config, x.shape[0]
-        y = manipulator(x)
+        y, prior = edit_with_prior(manipulator, x)
         z = self.teacher.encode(y)
         loss = inject(z, grad) / z[0].numel() / b
         squared = F.mse_loss(y, x, reduction="none")
@@ -332,6 +341,8 @@ class Distiller:
         if cfg.fidelity_mask:
             penalty = penalty * (1 - guidance_mask(grad, y.shape[-2:]))
         loss = loss + cfg.fidelity_weight * penalty.flatten(1).mean(1).sum() / b
+        if prior is not None:
+            loss = loss + prior.sum() / b
         if cfg.contrast_weight:
             loss = loss + cfg.contrast_weight * lost_contrast(y, x, cfg.contrast_scope).sum() / b
         if z_src is not None:

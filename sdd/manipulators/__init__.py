@@ -9,12 +9,14 @@ from __future__ import annotations
 from torch import nn
 
 from .affine import AffineColorManipulator
+from .blend import BlendManipulator
 from .color_grid import ColorGridManipulator
 from .image import ImageManipulator
 from .latent import Generator, LatentEditor, LatentMapper
 from .salient import SalientRecolourManipulator
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {
+    BlendManipulator.architecture: BlendManipulator,
     ImageManipulator.architecture: ImageManipulator,
     AffineColorManipulator.architecture: AffineColorManipulator,
     ColorGridManipulator.architecture: ColorGridManipulator,
@@ -31,4 +33,4 @@ def build(architecture: str, **hparams) -> nn.Module:
     return cls(**hparams)
 
 
-__all__ = ["ARCHITECTURES", "AffineColorManipulator", "ColorGridManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "SalientRecolourManipulator", "build"]
+__all__ = ["ARCHITECTURES", "AffineColorManipulator", "BlendManipulator", "ColorGridManipulator", "Generator", "ImageManipulator", "LatentEditor", "LatentMapper", "SalientRecolourManipulator", "build"]

@@ -23,10 +23,13 @@ def sources():
 
 
 def perfect_recolour(sources, color):
-    """Re-render every source with the same geometry but the target colour: the ideal edit."""
-    bg = sources.images.astype(float) * (1 - sources.masks[..., None])
-    obj = np.array(spec.COLOR_RGB[color], dtype=float) * sources.masks[..., None]
-    return np.clip(np.rint(bg + obj), 0, 255).astype(np.uint8)
+    """Re-render every source with the same geometry and background but the target colour:
+    the ideal edit (its anti-aliased edges mix the new colour with the background, not the old)."""
+    from sdd.domains.shapes.render import composite
+    from sdd.eval.metrics import background_colours
+
+    target = np.tile(np.array(spec.COLOR_RGB[color], dtype=float), (len(sources), 1))
+    return composite(sources.masks, target, background_colours(sources))
 
 
 def test_identity_preserves_everything_and_edits_only_what_was_already_red(sources, judge):
@@ -93,3 +96,44 @@ def test_breakdown_finds_the_one_group_an_edit_fails(sources, judge):
     on_beige = groups["background"] == "beige"
     assert groups.loc[on_beige, "background_shift"].between(19, 21).all()
     assert (groups.loc[~on_beige, "background_shift"] < 0.5).all()
+
+
+def pasted_disc(sources, color):
+    """A disc of the target colour pasted in the corner furthest from each object: what an
+    unconstrained manipulator paints when the guidance asks for a colour."""
+    from sdd.domains.shapes.render import composite, coverage
+
+    n = len(sources)
+    far_x = np.where(sources.cx > 16, 6.0, 26.0)
+    far_y = np.where(sources.cy > 16, 6.0, 26.0)
+    disc = coverage(np.zeros(n, int), far_x, far_y, np.full(n, 5.0))
+    painted = composite(disc, np.tile(np.array(spec.COLOR_RGB[color], float), (n, 1)), np.zeros((n, 3)))
+    return np.where(disc[..., None] > 0, np.rint(painted + sources.images * (1 - disc[..., None])), sources.images).astype(np.uint8)
+
+
+def test_a_pasted_disc_counts_as_no_edit_even_where_the_judge_reads_the_colour(sources, judge):
+    from sdd.eval.metrics import score_edits
+
+    report = score_edits(sources, pasted_disc(sources, "red"), {"color": "red"}, judge)
+    already_red = (sources.labels["color"] == spec.COLORS.index("red")).mean()
+    assert report.editability <= 0.02  # no image with two objects counts, already-red ones included
+    assert report.clean <= 0.1
+    assert set(report.failures) <= {"several objects", "foreign pixels", "outline fits no shape"}, report.failures
+    assert max(report.preservation.values()) <= 0.1
+    assert report.judge["editability"] > already_red + 0.1  # the learned judge alone is fooled
+
+
+def test_a_recolour_that_grows_the_object_is_not_in_place(sources, judge):
+    from sdd.domains.shapes.render import composite, coverage
+    from sdd.eval.metrics import score_edits
+
+    grown = coverage(sources.labels["shape"], sources.cx, sources.cy, sources.radius + 2.0)
+    background = sources.images[:, 0, 0].astype(float)
+    small = sources.labels["size"] == spec.SIZES.index("small")
+    edited = composite(grown, np.tile(np.array(spec.COLOR_RGB["blue"], float), (len(sources), 1)), background)
+    report = score_edits(sources, edited, {"color": "blue"}, judge)
+    assert report.in_place < 0.5
+    assert report.editability <= report.in_place
+    perfect = score_edits(sources, perfect_recolour(sources, "blue"), {"color": "blue"}, judge)
+    assert perfect.in_place == 1.0 and perfect.clean == 1.0 and perfect.editability >= 0.99
+    assert small.any()

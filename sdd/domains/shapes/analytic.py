@@ -8,7 +8,9 @@ This reader fits the domain's own image model to each image and says where it fa
 * the object colour is the median of the pixels far from it;
 * every pixel must be a mixture ``b + a * (o - b)`` of those two colours (``a`` in [0, 1]
   is the pixel's coverage); a pixel the mixture does not explain (a third colour, a tint
-  gradient, a smear, noise) is *foreign*;
+  gradient, a smear, noise) is *foreign*, and so is a partly covered pixel away from the
+  object's outline (anti-aliasing mixes colours only at an edge: a grey interior inside a
+  black frame, on the line between black and a white object, is not an edge);
 * the coverage must form exactly one connected object, whose outline matches a rendered
   circle, square or triangle (soft IoU against the template of the same area and centroid).
 
@@ -131,6 +133,15 @@ def connected_components(mask: np.ndarray) -> np.ndarray:
     return counts
 
 
+def outline_zone(mask: np.ndarray) -> np.ndarray:
+    """Pixels next to the mask's outline (8-neighbourhood), inside or out: where a rendered
+    edge's anti-aliasing lies. A wider band of partly covered pixels is a blur or a smear."""
+    m = F.pad(torch.from_numpy(mask.astype(np.float32))[:, None], (1, 1, 1, 1))  # outside the image is background
+    grown = F.max_pool2d(m, 3, stride=1)
+    shrunk = -F.max_pool2d(-m, 3, stride=1)
+    return ((grown - shrunk) > 0)[:, 0].numpy()
+
+
 def soft_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(a, b).sum((1, 2)) / np.maximum(np.maximum(a, b).sum((1, 2)), 1e-9)
 
@@ -179,8 +190,10 @@ def read(images: np.ndarray) -> Reading:
     alpha = np.clip(((x - background[:, None, None]) * direction[:, None, None]).sum(-1) / norm2[:, None, None], 0, 1)
     alpha = np.nan_to_num(alpha)
     model = background[:, None, None] + alpha[..., None] * np.nan_to_num(direction)[:, None, None]
-    foreign = (np.abs(x - model).max(-1) > FOREIGN_LEVEL).sum((1, 2))
-    components = connected_components(alpha > 0.5)
+    inside = alpha > 0.5
+    mixed = (alpha > 0.1) & (alpha < 0.9) & ~outline_zone(inside)
+    foreign = ((np.abs(x - model).max(-1) > FOREIGN_LEVEL) | mixed).sum((1, 2))
+    components = connected_components(inside)
     shape, iou, radius = fit_shapes(np.where(alpha > 0.05, alpha, 0.0))
     clean = (components == 1) & (foreign <= MAX_FOREIGN_PIXELS) & (iou >= MIN_SHAPE_IOU)
     labels = {
@@ -194,7 +207,6 @@ def read(images: np.ndarray) -> Reading:
 
 
 def mask_iou(a: Reading, b: Reading) -> np.ndarray:
-    """Per image pair: IoU of the two objects' masks (coverage > 0.5)."""
-    ma, mb = a.coverage > 0.5, b.coverage > 0.5
-    union = (ma | mb).sum((1, 2))
-    return np.where(union > 0, (ma & mb).sum((1, 2)) / np.maximum(union, 1), 0.0)
+    """Per image pair: soft IoU of the two objects' coverage maps (a threshold would flip
+    the many pixels an axis-aligned edge covers exactly half)."""
+    return soft_iou(a.coverage.astype(np.float64), b.coverage.astype(np.float64))
