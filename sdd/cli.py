@@ -92,7 +92,8 @@ def cmd_teacher_eval(args) -> None:
     report = {"teacher_id": teacher.id, "judge_id": judge.id, "steps": args.steps, "seed": args.seed, "results": {}}
     for g in args.guidance:
         started = time.time()
-        results, images = adherence.measure(teacher, judge, guidance_scale=g, steps=args.steps, seed=args.seed)
+        sets = adherence.prompt_sets(seed=args.seed, names=tuple(args.sets))
+        results, images = adherence.measure(teacher, judge, guidance_scale=g, steps=args.steps, seed=args.seed, sets=sets)
         report["results"][str(g)] = {"followed": results, "meets_targets": adherence.meets_targets(results),
                                      "seconds": round(time.time() - started, 1)}
         print(f"guidance {g}: " + "; ".join(
@@ -354,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, default=50)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--out", default=None, help="directory URL for adherence.json and sample grids")
+    ev.add_argument("--sets", type=lambda v: [s for s in v.split(",") if s], default=["full", "held_out", "partial", "edit_suite"],
+                    help="comma-separated prompt sets: full, held_out, partial, edit_suite")
     ev.add_argument("--teacher", default=None)
     ev.add_argument("--device", default="cpu")
     ev.set_defaults(func=cmd_teacher_eval)

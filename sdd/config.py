@@ -83,34 +83,31 @@ class SelectSettings(Strict):
         return self.timesteps.values() if isinstance(self.timesteps, TimestepGrid) else sorted(self.timesteps)
 
 
-# manipulator settings that only some architectures take
-ARCHITECTURE_OPTIONS = {"grid": ("color_grid", "salient_recolour"), "pivot": ("color_grid",), "bias": ("color_grid",),
-                "colour_stats": ("color_grid",)}
+class ManipulatorSettings(BaseModel):
+    """An architecture name and its constructor's options (``sdd.manipulators``); an option
+    the architecture does not take is an error here, before any work starts."""
 
-
-class ManipulatorSettings(Strict):
-    architecture: Literal["image_residual", "image_affine", "color_grid", "salient_recolour"] = "salient_recolour"
-    width: int = Field(48, ge=8)
-    depth: int = Field(4, ge=1)
-    grid: int | None = Field(None, ge=1, description="color_grid and salient_recolour: cells per side (1 = one per image)")
-    pivot: Literal["zero", "median"] | None = Field(
-        None, description="color_grid only: centre each transform on the cell's median colour (holds the dominant colour)")
-    bias: bool | None = Field(
-        None, description="color_grid only: false drops the transform's offset (with pivot median: the dominant colour is fixed)")
-    colour_stats: bool | None = Field(
-        None, description="color_grid only: feed each cell's median, mean and salient colour to the transform head")
+    model_config = ConfigDict(extra="allow")
+    architecture: str = "salient_recolour"
 
     @model_validator(mode="after")
     def options_match_architecture(self):
-        for name, architectures in ARCHITECTURE_OPTIONS.items():
-            if getattr(self, name) is not None and self.architecture not in architectures:
-                raise ValueError(f"'{name}' applies to the {' and '.join(architectures)} architecture, "
-                                 f"not {self.architecture!r}")
+        import inspect
+
+        from sdd.manipulators import ARCHITECTURES
+
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.architecture!r}; expected one of {sorted(ARCHITECTURES)}")
+        accepted = set(inspect.signature(ARCHITECTURES[self.architecture]).parameters)
+        unknown = sorted(set(self.model_extra or {}) - accepted)
+        if unknown:
+            raise ValueError(f"the {self.architecture} architecture takes no option {', '.join(map(repr, unknown))}; "
+                             f"it takes {sorted(accepted)}")
         return self
 
     def hparams(self) -> dict:
-        """Constructor arguments for ``sdd.manipulators.build`` (unset fields left to its defaults)."""
-        return self.model_dump(exclude_none=True)
+        """Constructor arguments for ``sdd.manipulators.build`` (unset options left to its defaults)."""
+        return {"architecture": self.architecture, **(self.model_extra or {})}
 
 
 class DistillSettings(Strict):

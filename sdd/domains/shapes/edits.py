@@ -1,8 +1,11 @@
-"""The shapes world's edit task: six recolour prompts and the images they are trained on.
+"""The shapes world's edit suite: fifteen one-attribute prompts in four families, and the
+images they are trained on.
 
-Each prompt ``a {color} object`` names one target attribute the judge can check. Training
-sources are fresh shapes images of every colour, so sources already of the target colour are
-included and must come out unchanged.
+Each prompt is a caption the teacher was trained on and names one target attribute the
+judge and the analytic reader can check: a colour (``a red object``), a background
+(``a object on a black background``), a size (``a large object``) or a shape (``a circle``).
+Training sources are fresh shapes images with every attribute at random, so sources that
+already have the target are included and must come out unchanged.
 """
 
 from __future__ import annotations
@@ -17,12 +20,24 @@ from .captions import caption
 from .render import ShapesBatch, generate, render, sample_labels
 
 RECOLOUR_PROMPTS: dict[str, dict[str, str]] = {caption(color=c): {"color": c} for c in spec.COLORS}
+# family -> prompt -> target; a family edits one attribute
+EDIT_FAMILIES: dict[str, dict[str, dict[str, str]]] = {
+    "recolour": RECOLOUR_PROMPTS,
+    "background": {caption(background=b): {"background": b} for b in spec.BACKGROUNDS},
+    "size": {caption(size=s): {"size": s} for s in spec.SIZES},
+    "shape": {caption(shape=s): {"shape": s} for s in spec.SHAPES},
+}
+EDIT_PROMPTS: dict[str, dict[str, str]] = {p: t for family in EDIT_FAMILIES.values() for p, t in family.items()}
+
+
+def family_of(prompt: str) -> str | None:
+    return next((name for name, prompts in EDIT_FAMILIES.items() if prompt in prompts), None)
 
 
 def target_of(prompt: str) -> dict[str, str]:
     """The attribute(s) a prompt asks for, for evaluation: ``a red object`` -> {"color": "red"}."""
     try:
-        return RECOLOUR_PROMPTS[prompt]
+        return EDIT_PROMPTS[prompt]
     except KeyError:
         words = set(prompt.split())
         target = {a: v for a, vocab in spec.ATTRIBUTES.items() for v in vocab if v in words}
