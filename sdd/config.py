@@ -7,14 +7,21 @@ YAML schema. Unknown keys are errors (a typo must not silently fall back to a de
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sdd.distill import DistillConfig
 from sdd.domains.shapes.edits import RECOLOUR_PROMPTS
 from sdd.guidance import WEIGHTINGS
+
+# the method's defaults live on sdd.distill.DistillConfig alone; the job config validates and
+# overrides them, never restates them
+RECIPE = {f.name: (f.default_factory() if f.default is MISSING else f.default)
+          for f in fields(DistillConfig) if f.name != "prompts"}
 
 
 class ConfigError(ValueError):
@@ -88,7 +95,7 @@ class ManipulatorSettings(BaseModel):
     the architecture does not take is an error here, before any work starts."""
 
     model_config = ConfigDict(extra="allow")
-    architecture: str = "salient_recolour"
+    architecture: str = RECIPE["manipulator"]["architecture"]
 
     @model_validator(mode="after")
     def options_match_architecture(self):
@@ -111,41 +118,36 @@ class ManipulatorSettings(BaseModel):
 
 
 class DistillSettings(Strict):
-    """Defaults are the recipe calibrated on the shapes world's recolour edits (README,
-    "Calibration"): salient-recolour manipulator, classifier-term guidance at scale 10, L1
-    fidelity 0.1, 300 steps. Edits that are not the colour of one flat object (Stable
-    Diffusion attributes such as a smile) want ``manipulator.architecture: image_residual``
-    (or ``color_grid`` for colour edits of textured images)."""
+    """The ``distill`` section: every field of the method (``sdd.distill.DistillConfig``)
+    with its default taken from there, plus how the job runs it on Ray (packing,
+    checkpoints, concurrency, resources)."""
 
-    timestep_policy: str = "selected"
-    steps: int = Field(300, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(2e-3, gt=0)
+    timestep_policy: str = RECIPE["timestep_policy"]
+    steps: int = Field(RECIPE["steps"], ge=1)
+    batch_size: int = Field(RECIPE["batch_size"], ge=1)
+    lr: float = Field(RECIPE["lr"], gt=0)
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="learning rate over the run: constant, or cosine decay to 0 at the last step")
-    guidance_scale: float = Field(10.0, gt=0)
-    weighting: str = "sds"
+        RECIPE["lr_schedule"], description="learning rate over the run: constant, or cosine decay to 0 at the last step")
+    guidance_scale: float = Field(RECIPE["guidance_scale"], gt=0)
+    weighting: str = RECIPE["weighting"]
     estimator: Literal["sds", "classifier"] = Field(
-        "classifier", description="guidance gradient: full SDS, or its classifier term only (see sdd.guidance)")
-    topk: int | None = Field(None, ge=1)
-    # 0.05, not 0.1: at 0.1 `a white object` edited ~90% on seeds 1-3 (red sources stopped at
-    # pink); at 0.05 all six prompts edit >= 98.8% on seeds 0 and 1 with shape, size and
-    # background kept 100% (README, "Run-to-run spread").
-    fidelity_weight: float = Field(0.05, ge=0)
-    fidelity_mask: bool = Field(False, description="weight the fidelity term by 1 - the guidance magnitude map")
+        RECIPE["estimator"], description="guidance gradient: full SDS, or its classifier term only (see sdd.guidance)")
+    topk: int | None = Field(RECIPE["topk"], ge=1)
+    fidelity_weight: float = Field(RECIPE["fidelity_weight"], ge=0)
+    fidelity_mask: bool = Field(RECIPE["fidelity_mask"], description="weight the fidelity term by 1 - the guidance magnitude map")
     fidelity_loss: Literal["l2", "l1", "robust"] = Field(
-        "l1", description="per-pixel fidelity cost: squared error, Charbonnier L1 (sparse edits), or robust L1 "
+        RECIPE["fidelity_loss"], description="per-pixel fidelity cost: squared error, Charbonnier L1 (sparse edits), or robust L1 "
                           "(L1 whose pull fades on pixels the edit has moved far; see sdd.distill.fidelity_penalty)")
-    fidelity_scale: float = Field(0.25, gt=0, description="robust fidelity: the change (images in [-1, 1]) at which its pull halves")
-    latent_weight: float = Field(0.0, ge=0)
-    contrast_weight: float = Field(0.0, ge=0, description="penalise edge contrast the edit takes away (sdd.distill.lost_contrast)")
+    fidelity_scale: float = Field(RECIPE["fidelity_scale"], gt=0, description="robust fidelity: the change (images in [-1, 1]) at which its pull halves")
+    latent_weight: float = Field(RECIPE["latent_weight"], ge=0)
+    contrast_weight: float = Field(RECIPE["contrast_weight"], ge=0, description="penalise edge contrast the edit takes away (sdd.distill.lost_contrast)")
     contrast_scope: Literal["all", "moved"] = Field(
-        "all", description="pixels the contrast term may move: all, or each only as far as the edit moved it")
-    seed: int = 0
-    manipulator: ManipulatorSettings = ManipulatorSettings()
+        RECIPE["contrast_scope"], description="pixels the contrast term may move: all, or each only as far as the edit moved it")
+    seed: int = RECIPE["seed"]
+    manipulator: ManipulatorSettings = ManipulatorSettings(**RECIPE["manipulator"])
     pack: int = Field(3, ge=1, description="prompts trained together, sharing each teacher call")
     checkpoint_every: int = Field(100, ge=1)
-    max_batch: int | None = Field(None, ge=2, description="rows per teacher call (default 32 on CPU, 512 on GPU)")
+    max_batch: int | None = Field(RECIPE["max_batch"], ge=2, description="rows per teacher call (default 32 on CPU, 512 on GPU)")
     max_concurrent_trials: int = Field(2, ge=1, description="Ray Tune trials (one per pack) running at once")
     max_failures: int = Field(2, ge=-1, description="Ray Train restarts from the latest checkpoint (-1: forever)")
     resources: TaskResources = TaskResources()
@@ -155,10 +157,15 @@ class DistillSettings(Strict):
     @field_validator("timestep_policy")
     @classmethod
     def known_timestep_policy(cls, v: str) -> str:
-        from sdd.distill import DistillConfig
-
         DistillConfig(prompts=["p"], timestep_policy=v, selected_timesteps={"p": [1]})  # raises if malformed
         return v
+
+    def recipe(self, prompts: list[str], selected_timesteps: dict[str, list[int]]) -> DistillConfig:
+        """The method's config for these prompts: this section's values for every field
+        DistillConfig has; the Ray-side fields stay here."""
+        values = self.model_dump(include=set(RECIPE) - {"selected_timesteps", "manipulator"})
+        return DistillConfig(prompts=prompts, selected_timesteps=selected_timesteps,
+                             manipulator=self.manipulator.hparams(), **values)
 
 
 class EvalSettings(Strict):

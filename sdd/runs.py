@@ -151,14 +151,7 @@ def run_selection(config: JobConfig, run: RunDir, teacher: Teacher, log=print) -
 
 
 def distill_config(config: JobConfig, prompts: list[str], selected: dict) -> DistillConfig:
-    d = config.distill
-    return DistillConfig(
-        prompts=prompts, timestep_policy=d.timestep_policy,
-        selected_timesteps={p: selected[p]["timesteps"] for p in prompts if p in selected},
-        steps=d.steps, batch_size=d.batch_size, lr=d.lr, lr_schedule=d.lr_schedule, guidance_scale=d.guidance_scale, weighting=d.weighting, estimator=d.estimator,
-        topk=d.topk, fidelity_weight=d.fidelity_weight, fidelity_mask=d.fidelity_mask, fidelity_loss=d.fidelity_loss, fidelity_scale=d.fidelity_scale, latent_weight=d.latent_weight, contrast_weight=d.contrast_weight, contrast_scope=d.contrast_scope, seed=d.seed,
-        manipulator=d.manipulator.hparams(), max_batch=d.max_batch,
-    )
+    return config.distill.recipe(prompts, {p: selected[p]["timesteps"] for p in prompts if p in selected})
 
 
 def make_distiller(config: JobConfig, teacher: Teacher, prompts: list[str], selected: dict) -> Distiller:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sdd.config import ConfigError, load_config, parse_config
+from sdd.config import ConfigError, DistillSettings, load_config, parse_config
 from sdd.domains.shapes.edits import RECOLOUR_PROMPTS
 
 
@@ -49,3 +49,19 @@ def test_unreadable_files_are_clear_errors(tmp_path):
     (tmp_path / "list.yaml").write_text("- 1\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(str(tmp_path / "list.yaml"))
+
+
+def test_job_defaults_are_the_methods_defaults():
+    """One source of defaults: the job's distill section builds exactly DistillConfig's own."""
+    from sdd.distill import DistillConfig
+
+    settings = DistillSettings()
+    built = settings.recipe(["a red object"], {"a red object": [300]})
+    assert built == DistillConfig(prompts=["a red object"], selected_timesteps={"a red object": [300]})
+
+
+def test_job_overrides_reach_the_method():
+    settings = DistillSettings(steps=7, guidance_scale=4.5, manipulator={"architecture": "image_residual", "width": 8})
+    built = settings.recipe(["a red object"], {"a red object": [300]})
+    assert (built.steps, built.guidance_scale) == (7, 4.5)
+    assert built.manipulator == {"architecture": "image_residual", "width": 8}
