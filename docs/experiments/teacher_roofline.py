@@ -67,7 +67,7 @@ def op_shares(call) -> dict[str, float]:
 
 def attention_seconds(teacher) -> dict[str, float]:
     """One 32-row call with SDPA's flash kernel and with diffusers' bmm-and-softmax attention
-    (the bfloat16 CPU teacher's own since session 11), whichever the teacher was built with;
+    (the bfloat16 CPU teacher's own), whichever the teacher was built with;
     its own processors are restored after."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0
 

@@ -1,6 +1,6 @@
 """The shapes domain, as data: every constant a reader needs to check an image against.
 
-The numbers here are the domain's specification (issue #2); renderers, captions, the
+The numbers here are the domain's specification; renderers, captions, the
 teacher's hold-out and the judge's label space are all derived from this one file.
 """
 

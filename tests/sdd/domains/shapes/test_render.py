@@ -1,4 +1,4 @@
-"""The shapes domain matches its specification (issue #2), image by image."""
+"""The shapes domain matches its specification, image by image."""
 
 import numpy as np
 import pytest
