@@ -68,3 +68,14 @@ def test_guided_samples_follow_colour_and_background():
     )
     assert results["full"]["color"] >= 0.85 and results["full"]["background"] >= 0.85
     assert results["partial"]["color"] >= 0.85
+
+
+def test_guided_samples_follow_each_edit_family():
+    """A slice of the edit-suite adherence: every one-attribute edit prompt, read strictly
+    (clean, and both the judge and the analytic reader agree with the prompt)."""
+    teacher = load_teacher("shapes")
+    (suite,) = adherence.prompt_sets(per_edit=4, seed=5, names=("edit_suite",))
+    results, _ = adherence.measure(teacher, ShapesJudge.from_pretrained(),
+                                   guidance_scale=teacher.sampling_defaults["guidance_scale"], steps=25, seed=5,
+                                   sets=[suite])
+    assert all(results["edit_suite"][family] >= 0.8 for family in ("color", "background", "size", "shape")), results
