@@ -65,3 +65,9 @@ def test_job_overrides_reach_the_method():
     built = settings.recipe(["a red object"], {"a red object": [300]})
     assert (built.steps, built.guidance_scale) == (7, 4.5)
     assert built.manipulator == {"architecture": "image_residual", "width": 8}
+
+
+def test_every_method_setting_can_be_set_from_a_job_config():
+    from sdd.config import RECIPE
+
+    assert set(RECIPE) - {"selected_timesteps"} <= set(DistillSettings.model_fields)
