@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from common import cuda_sync, median_seconds, parser, report, setup, teacher_dtype  # noqa: E402
+from common import cuda_sync, median_seconds, parser, report, seconds_per_call, setup, teacher_dtype  # noqa: E402
 
 from sdd.artifacts import Artifact, load_manipulator, save_manipulator  # noqa: E402
 from sdd.config import DistillSettings  # noqa: E402
@@ -60,18 +60,13 @@ def main() -> None:
         for _ in range(calls):
             artifact.edit(images)
 
-    # One batch takes milliseconds, where scheduling noise moved single-call medians by 2x:
-    # each timed repetition runs enough calls to last about a second.
-    sdd_edit(10)
-    single = median_seconds(sdd_edit, 10, 0, sync)
-    calls = max(1, round(1.0 / max(single, 1e-6)))
-    t_sdd = median_seconds(lambda: sdd_edit(calls), args.repeats, args.warmup, sync) / calls
+    t_sdd = seconds_per_call(sdd_edit, args.repeats, args.warmup, sync)
     t_sdedit = median_seconds(lambda: sdedit(images), args.repeats, args.warmup, sync)
     n = args.batch_size
     report("bench_edit", {
         "device": args.device, "teacher_dtype": dtype_name(teacher.dtype), "threads": torch.get_num_threads(), "batch_size": n, "strength": args.strength,
         "sdedit_denoiser_calls_per_image": sdedit.denoiser_calls_per_image,
-        "sdd_calls_per_repetition": calls, "sdd_images_per_s": round(n / t_sdd, 1), "sdedit_images_per_s": round(n / t_sdedit, 2),
+        "sdd_images_per_s": round(n / t_sdd, 1), "sdedit_images_per_s": round(n / t_sdedit, 2),
         "speedup": round(t_sdedit / t_sdd, 1),
     }, args)
 

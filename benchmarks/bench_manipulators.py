@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
-from common import cuda_sync, median_seconds, parser, report, setup  # noqa: E402
+from common import cuda_sync, parser, report, seconds_per_call, setup  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from sdd.manipulators import build  # noqa: E402
@@ -48,9 +48,7 @@ def main() -> None:
                 for _ in range(calls):
                     module(x)
 
-            edit(2)
-            calls = max(1, round(1.0 / max(median_seconds(edit, 3, 0, sync), 1e-6)))
-            seconds = median_seconds(lambda: edit(calls), args.repeats, args.warmup, sync) / calls
+            seconds = seconds_per_call(edit, args.repeats, args.warmup, sync)
             result[f"{name}_{side}px_gflop"] = round(gflop_per_image(module, x), 3)
             result[f"{name}_{side}px_images_per_s"] = round(batch / seconds, 1)
     report("bench_manipulators", result, args)

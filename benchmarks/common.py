@@ -53,6 +53,16 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int, sync: Ca
     return statistics.median(times)
 
 
+def seconds_per_call(fn: Callable[[int], object], repeats: int, warmup: int,
+                     sync: Callable[[], None] = lambda: None) -> float:
+    """Median seconds of one ``fn(1)`` for calls that take milliseconds, where scheduling
+    noise moved single-call medians by 2x: each timed repetition runs ``fn(calls)`` with
+    enough calls to last about a second."""
+    fn(2)
+    calls = max(1, round(1.0 / max(median_seconds(lambda: fn(1), 3, 0, sync), 1e-6)))
+    return median_seconds(lambda: fn(calls), repeats, warmup, sync) / calls
+
+
 def cuda_sync(device: str) -> Callable[[], None]:
     import torch
 
