@@ -130,8 +130,9 @@ class DistillSettings(Strict):
         RECIPE["lr_schedule"], description="learning rate over the run: constant, or cosine decay to 0 at the last step")
     guidance_scale: float = Field(RECIPE["guidance_scale"], gt=0)
     weighting: str = RECIPE["weighting"]
-    estimator: Literal["sds", "classifier"] = Field(
-        RECIPE["estimator"], description="guidance gradient: full SDS, or its classifier term only (see sdd.guidance)")
+    estimator: Literal["sds", "classifier", "dds"] = Field(
+        RECIPE["estimator"],
+        description="guidance gradient: full SDS, its classifier term only, or delta denoising score against the source (see sdd.guidance)")
     topk: int | None = Field(RECIPE["topk"], ge=1)
     fidelity_weight: float = Field(RECIPE["fidelity_weight"], ge=0)
     fidelity_mask: bool = Field(RECIPE["fidelity_mask"], description="weight the fidelity term by 1 - the guidance magnitude map")

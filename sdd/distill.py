@@ -315,13 +315,16 @@ class Distiller:
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         noise = torch.randn(z_all.shape, generator=gen).to(z_all.device, z_all.dtype)
         emb = Conditioning(self.conditioning.cond.repeat_interleave(b), self.conditioning.uncond.repeat_interleave(b))
-        grad = guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise,
-                               guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
-                               max_batch=cfg.max_batch, estimator=cfg.estimator)
         z_src = None
-        if cfg.latent_weight:
+        if cfg.latent_weight or cfg.estimator == "dds":
             with torch.no_grad():
                 z_src = teacher.encode(x)
+        grad = guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise,
+                               guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
+                               max_batch=cfg.max_batch, estimator=cfg.estimator,
+                               source_latents=z_src.repeat(k, *[1] * (z_src.dim() - 1)) if cfg.estimator == "dds" else None)
+        if not cfg.latent_weight:
+            z_src = None
         self.optimizer.zero_grad(set_to_none=True)
         fidelity = []
         for i, m in enumerate(self.manipulators):

@@ -14,7 +14,16 @@ i.e. the gradient of the implicit classifier log p_t(prompt | z_t) (classifier s
 distillation, Yu et al. 2023). It drops ``eps_uncond - eps``, the prior's pull toward typical
 images, which carries most of the variance and is what tints backgrounds and blurs small
 shapes when a manipulator is trained on it: pixels the prompt says nothing about get no
-gradient at all. The reference implementation makes one teacher call per timestep per
+gradient at all. The ``dds`` estimator (delta denoising score, Hertz et al. 2023) keeps the
+prior's term but measures it against the source image instead of the drawn noise,
+
+    g   = w(t) * (eps_cfg(z_t, t, prompt) - eps(z_t(x), t, ""))
+
+with ``z_t(x)`` the source's latent noised with the same ``eps`` and ``t``. Whatever the
+teacher would denoise away in the source as well (the pull toward its typical image, most of
+the noise) cancels; what remains is the prompt's pull plus the prior's objection to what the
+edit added that the source did not have (a halo, a second blob, a rim of the old colour).
+The source prompt is the empty one, because photos come without captions. The reference implementation makes one teacher call per timestep per
 image; here every (image, t) row of a sweep goes through the teacher together, chunked so
 that no call exceeds ``max_batch`` rows. The teacher's Jacobian is never formed: training
 injects ``g`` straight into ``z0`` (``inject``), indicator sweeps pull it back to image
@@ -31,7 +40,7 @@ from sdd.batching import resolve_max_batch
 from sdd.teachers.base import Conditioning, Teacher, TextEmbedding
 
 WEIGHTINGS = ("sds", "uniform", "sqrt_a_one_minus_a")
-ESTIMATORS = ("sds", "classifier")
+ESTIMATORS = ("sds", "classifier", "dds")
 
 
 def timestep_weight(alphas_cumprod: torch.Tensor, t: torch.Tensor, weighting: str) -> torch.Tensor:
@@ -76,17 +85,21 @@ def guided_gradient(
     max_batch: int | None = None,
     estimator: str = "sds",
     uncond: torch.Tensor | None = None,
+    source_latents: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """SDS (or ``classifier``) gradient for N rows: each row its own latent, prompt embedding, t and noise.
+    """SDS (``classifier``, ``dds``) gradient for N rows: each row its own latent, prompt embedding, t and noise.
 
     ``max_batch`` bounds the rows of one teacher call (CFG doubles each row), which is the
     memory budget knob: peak activation memory scales with it, not with N. ``uncond``: the
     unconditional noise prediction of these rows when the caller has it already (several
     prompts over the same latents, t and noise share it); only the conditional half is
-    computed then.
+    computed then. ``source_latents``: the unedited latent of each row, which ``dds`` measures
+    the edit against (the same t and noise).
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {estimator!r}; expected one of {ESTIMATORS}")
+    if (estimator == "dds") != (source_latents is not None):
+        raise ValueError("source_latents are what the dds estimator needs, and only it")
     n = latents.shape[0]
     if not (len(emb) == n and t.shape[0] == n and noise.shape == latents.shape):
         raise ValueError(
@@ -104,6 +117,12 @@ def guided_gradient(
     w = timestep_weight(teacher.alphas_cumprod, t, weighting).view_as(a).to(latents.dtype)
     if estimator == "sds":
         grad = w * (uncond + guidance_scale * (cond - uncond) - noise)
+    elif estimator == "dds":
+        if source_latents.shape != latents.shape:
+            raise ValueError(f"source_latents have shape {tuple(source_latents.shape)}; the rows are {tuple(latents.shape)}")
+        source_t, _ = noised(teacher, source_latents, t, noise)
+        source_uncond = predict_rows(teacher, source_t, t, emb.uncond, max_batch)
+        grad = w * (uncond + guidance_scale * (cond - uncond) - source_uncond)
     else:
         grad = w * (guidance_scale * (cond - uncond))
     return sparsify_topk(grad, topk) if topk else grad

@@ -18,7 +18,7 @@ def test_defaults_are_the_shapes_world_and_its_six_recolour_prompts():
     ({"distill": {"steps": "many"}}, "distill.steps"),
     ({"distill": {"timestep_policy": "sometimes"}}, "unknown timestep policy"),
     ({"distill": {"weighting": "snr"}}, "unknown weighting"),
-    ({"distill": {"estimator": "dds"}}, "estimator"),
+    ({"distill": {"estimator": "csd"}}, "estimator"),
     ({"distill": {"manipulator": {"architecture": "image_residual", "grid": 2}}}, "image_residual architecture takes no option 'grid'"),
     ({"distill": {"manipulator": {"architecture": "mask_blend", "depth": 3}}}, "takes no option 'depth'"),
     ({"distill": {"manipulator": {"architecture": "unet9"}}}, "unknown architecture 'unet9'"),

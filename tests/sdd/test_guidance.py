@@ -135,7 +135,30 @@ def test_classifier_estimator_is_the_guidance_term_alone(random_shapes_teacher):
     assert torch.allclose(classifier, sds - prior, atol=1e-5)
     assert not torch.allclose(classifier, sds)
     with pytest.raises(ValueError, match="unknown estimator"):
+        guided_gradient(teacher, z, emb, t, noise, estimator="csd", **kw)
+
+
+def test_dds_estimator_measures_the_edit_against_the_source(random_shapes_teacher):
+    """dds = w * (eps_cfg(z_t) - eps_uncond(z_t(source))): an unedited row gets the classifier
+    term exactly (the prior's terms cancel), an edited one also the prior's objection to the edit."""
+    teacher = random_shapes_teacher
+    z, t = images(4), torch.tensor([100, 300, 500, 700])
+    noise = sweep_noise(tuple(z.shape), seed=2)
+    emb = teacher.embed(["a blue object"] * 4)
+    kw = dict(guidance_scale=2.5, max_batch=8)
+    classifier = guided_gradient(teacher, z, emb, t, noise, estimator="classifier", **kw)
+    unedited = guided_gradient(teacher, z, emb, t, noise, estimator="dds", source_latents=z, **kw)
+    assert torch.allclose(unedited, classifier, atol=1e-5)
+    edited = z.clone()
+    edited[:, :, :8, :8] = 1.0
+    dds = guided_gradient(teacher, edited, emb, t, noise, estimator="dds", source_latents=z, **kw)
+    sds = guided_gradient(teacher, edited, emb, t, noise, **kw)
+    source_prior = guided_gradient(teacher, z, emb, t, noise, guidance_scale=0.0)  # w * (eps_uncond(source) - eps)
+    assert torch.allclose(dds, sds - source_prior, atol=1e-5)
+    with pytest.raises(ValueError, match="source_latents"):
         guided_gradient(teacher, z, emb, t, noise, estimator="dds", **kw)
+    with pytest.raises(ValueError, match="source_latents"):
+        guided_gradient(teacher, z, emb, t, noise, source_latents=z, **kw)
 
 
 def test_a_shared_unconditional_prediction_gives_the_same_gradient(random_shapes_teacher):
