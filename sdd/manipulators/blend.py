@@ -50,12 +50,14 @@ class BlendManipulator(nn.Module):
     architecture = "mask_blend"
 
     def __init__(self, width: int = 32, levels: int = 3, groups: int = 8, channels: int = 3,
-                 max_side: int = 128, sparsity: float = 0.05, smoothness: float = 0.05):
+                 max_side: int = 128, sparsity: float = 0.05, smoothness: float = 0.05, edge_scale: float = 0.0):
         super().__init__()
+        if edge_scale < 0:
+            raise ValueError(f"edge_scale must be >= 0, got {edge_scale}")
         self.hparams = {"width": width, "levels": levels, "groups": groups, "channels": channels,
-                        "max_side": max_side, "sparsity": sparsity, "smoothness": smoothness}
+                        "max_side": max_side, "sparsity": sparsity, "smoothness": smoothness, "edge_scale": edge_scale}
         self.levels, self.max_side = levels, max_side
-        self.sparsity, self.smoothness = sparsity, smoothness
+        self.sparsity, self.smoothness, self.edge_scale = sparsity, smoothness, edge_scale
         widths = [width * min(2**k, 4) for k in range(levels + 1)]
         self.conv_in = nn.Conv2d(channels, widths[0], 3, padding=1)
         self.down = nn.ModuleList(ResBlock(widths[k], widths[k + 1], groups) for k in range(levels))
@@ -110,6 +112,18 @@ class BlendManipulator(nn.Module):
         m, d = self.edit_maps(x)
         return clamp_to_image(x + m * d)
 
+    def edge_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per neighbour pair (vertical, horizontal), how much a step of the mask costs there:
+        1 inside a flat region, falling as exp(-|source step| / edge_scale) across the
+        source's own edges (the edge-aware smoothness of joint-bilateral and guided filters),
+        so the mask is smooth within regions and free to switch where the image does.
+        ``edge_scale`` 0: plain total variation, every step costs 1."""
+        if not self.edge_scale:
+            return torch.ones_like(x[:, :1, 1:, :]), torch.ones_like(x[:, :1, :, 1:])
+        dv = (x[..., 1:, :] - x[..., :-1, :]).abs().amax(1, keepdim=True)
+        dh = (x[..., :, 1:] - x[..., :, :-1]).abs().amax(1, keepdim=True)
+        return torch.exp(-dv / self.edge_scale), torch.exp(-dh / self.edge_scale)
+
     def forward_with_penalty(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(edited images, per-row mask prior: sparsity * mean(m) + smoothness * TV(m)). The
         priors are charged on the mask where the content change is non-zero, so a mask over
@@ -117,6 +131,7 @@ class BlendManipulator(nn.Module):
         m, d = self.edit_maps(x)
         y = clamp_to_image(x + m * d)
         active = m * d.detach().abs().amax(1, keepdim=True).clamp(max=1)
-        tv = (active[..., 1:, :] - active[..., :-1, :]).abs().flatten(1).mean(1) + \
-             (active[..., :, 1:] - active[..., :, :-1]).abs().flatten(1).mean(1)
+        wv, wh = self.edge_weights(x.detach())
+        tv = (wv * (active[..., 1:, :] - active[..., :-1, :]).abs()).flatten(1).mean(1) + \
+             (wh * (active[..., :, 1:] - active[..., :, :-1]).abs()).flatten(1).mean(1)
         return y, self.sparsity * active.flatten(1).mean(1) + self.smoothness * tv

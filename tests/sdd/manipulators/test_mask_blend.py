@@ -81,3 +81,25 @@ def test_builds_from_a_manifest_and_rejects_unknown_options():
     assert isinstance(m, BlendManipulator) and m.hparams["width"] == 16
     with pytest.raises(TypeError):
         build("mask_blend", depth=3)
+
+
+def test_edge_aware_smoothness_lets_the_mask_switch_where_the_source_does():
+    """A mask that follows the source's outline costs almost nothing with edge_scale > 0, and
+    the same mask across a flat region costs what plain total variation charges."""
+    x = torch.full((1, 3, 32, 32), -1.0)
+    x[..., 8:24, 8:24] = 1.0  # a white square on black
+    inside = torch.zeros(1, 1, 32, 32)
+    inside[..., 8:24, 8:24] = 1.0
+
+    def tv(m, mask):
+        wv, wh = m.edge_weights(x)
+        return float((wv * (mask[..., 1:, :] - mask[..., :-1, :]).abs()).sum()
+                     + (wh * (mask[..., :, 1:] - mask[..., :, :-1]).abs()).sum())
+
+    plain, aware = BlendManipulator(edge_scale=0.0), BlendManipulator(edge_scale=0.1)
+    assert tv(plain, inside) == pytest.approx(64)  # the square's perimeter
+    assert tv(aware, inside) < 1e-6 * 64
+    shifted = torch.roll(inside, 4, dims=-1)  # off the outline: its steps fall in flat regions
+    assert tv(aware, shifted) > 0.4 * tv(plain, shifted)
+    with pytest.raises(ValueError, match="edge_scale"):
+        BlendManipulator(edge_scale=-1)
