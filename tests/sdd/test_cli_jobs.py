@@ -2,6 +2,7 @@
 the Stable Diffusion code path on the tiny checkpoint (quality is meaningless there)."""
 
 import json
+from pathlib import Path
 
 import datasets
 import pyarrow as pa
@@ -46,6 +47,24 @@ distill: {steps: 2, batch_size: 2, manipulator: {width: 8, depth: 1}, pack: 2}""
     main(["distill", "--config", config])
     assert "already in the registry" in capsys.readouterr().out
     assert {m["slug"]: m["weights_sha256"] for m in Registry(str(run)).list()} == before
+
+
+def test_the_stable_diffusion_example_recipe_distils_on_tiny_stable_diffusion(tiny_sd_checkpoint, tmp_path):
+    """configs/sd_celeba_s3.yaml's method settings (estimator, guidance, costs, manipulator
+    and its options) through `sdd distill`, only the budget and the network's width shrunk."""
+    import yaml
+
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[2] / "configs" / "sd_celeba_s3.yaml").read_text())["distill"]
+    method = {k: v for k, v in recipe.items() if k not in ("steps", "batch_size", "pack", "max_concurrent_trials",
+                                                          "checkpoint_every", "max_failures", "resources")}
+    method["manipulator"] = {**method["manipulator"], "width": 8, "levels": 2}
+    distill = {**method, "steps": 2, "batch_size": 2}
+    config = tiny_sd_job(tmp_path, tiny_sd_checkpoint, f"prompts: [a photo of a smiling person]\ndistill: {json.dumps(distill)}",
+                         images=4)
+    main(["distill", "--config", config])
+    [manifest] = Registry(str(tmp_path / "run")).list()
+    assert manifest["architecture"] == recipe["manipulator"]["architecture"]
+    assert manifest["metrics"]["steps"] == 2 and manifest["metrics"]["final_grad_norm"] > 0
 
 
 def test_distill_runs_with_a_bfloat16_teacher_on_cpu(tiny_sd_checkpoint, tmp_path):
