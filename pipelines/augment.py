@@ -32,45 +32,18 @@ from functools import lru_cache
 import pyarrow as pa
 import pyarrow.parquet as pq
 import ray
-from pydantic import Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from pipelines.common import connect, log
 from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest, trained_image_size
 from sdd.augment import SOURCE_ID, decode_rows, edit_rows, encode_rows, split_rows
-from sdd.config import ConfigError, Strict, TaskResources, format_validation_error
+from sdd.config import AugmentConfig, ConfigError, format_validation_error
 from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem, join, write_bytes_atomic
 from sdd.preflight import check_reachable
 
 STAGING, CHECKPOINT = "_staging", "_checkpoint"
 ROW_HASH = "row_hash"
-
-
-class AugmentConfig(Strict):
-    input: str
-    output: str
-    manipulators: list[str] = Field(min_length=1, description="artifact directories or registry/run URLs")
-    image_column: str = "image"
-    id_column: str = "id"
-    image_size: int | None = Field(None, ge=1, description="resize to this square size (default: the teacher's)")
-    format: str = "png"
-    quality: int = Field(95, ge=1, le=100)
-    max_pixels: int = Field(64_000_000, ge=1)
-    batch_size: int = Field(256, ge=1, description="rows per block and per edit call")
-    rows_per_file: int = Field(4096, ge=1, description="output rows gathered per staged Parquet file (and checkpoint)")
-    concurrency: int | None = Field(None, ge=1, description="edit actors (default: 1 on GPUs, one per "
-                                                              "num_cpus cores of the cluster on CPUs)")
-    resources: TaskResources = TaskResources()
-    codecs_in_actor: bool | None = Field(None, description="decode and encode inside the edit actors (default: "
-                                                           "on CPUs; with GPUs they run in CPU tasks)")
-    judge: bool | None = Field(None, description="add judge columns (default: when the shapes judge applies)")
-
-    @field_validator("format")
-    @classmethod
-    def known_format(cls, v: str) -> str:
-        if v.lower() not in ("png", "jpeg", "jpg", "webp"):
-            raise ValueError(f"unknown image format {v!r}; expected png, jpeg or webp")
-        return v.lower()
 
 
 def load_augment_config(path: str | None, **overrides) -> AugmentConfig:

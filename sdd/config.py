@@ -1,8 +1,9 @@
 """Job configuration: pydantic models, validated once at the edge, before any work starts.
 
 Every job (``sdd select/distill/eval``, and the Ray jobs in ``pipelines/``) reads the same
-YAML schema. Unknown keys are errors (a typo must not silently fall back to a default);
-``load_config`` turns validation failures into one readable message.
+YAML schema, ``JobConfig``; the augment job reads ``AugmentConfig``. docs/config.md is their
+reference (``sdd.config_reference``). Unknown keys are errors (a typo must not silently fall
+back to a default); ``load_config`` turns validation failures into one readable message.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Strict(BaseModel):
 
 
 class TimestepGrid(Strict):
+    """Every ``step``-th timestep from ``start`` to ``stop``, both included."""
+
     start: int = Field(100, ge=0)
     stop: int = Field(900, ge=0)
     step: int = Field(50, ge=1)
@@ -56,23 +59,25 @@ def _check_weighting(v: str) -> str:
 class TaskResources(Strict):
     """Ray resources of one task/actor/worker; fractional GPUs let several share a device."""
 
-    num_cpus: float = Field(1, ge=0)
-    num_gpus: float = Field(0, ge=0)
+    num_cpus: float = Field(1, ge=0, description="CPUs reserved, and the torch threads it runs")
+    num_gpus: float = Field(0, ge=0, description="GPUs reserved (fractional: several share a device)")
 
 
 class SelectSettings(Strict):
-    timesteps: TimestepGrid | list[int] = TimestepGrid()
+    timesteps: TimestepGrid | list[int] = Field(
+        TimestepGrid(), description="the t grid: {start, stop, step} (both ends included) or an explicit list")
     images: int = Field(16, ge=1, description="sample images per prompt")
     draws: int = Field(4, ge=2, description="noise draws per image (consistency needs >= 2)")
-    guidance_scale: float = Field(3.0, gt=0)
-    weighting: str = "sds"
-    indicator: Literal["hybrid", "entropy", "reference_entropy"] = "hybrid"
+    guidance_scale: float = Field(3.0, gt=0, description="classifier-free guidance of the indicator sweep")
+    weighting: str = Field("sds", description=f"timestep weighting w(t): one of {', '.join(WEIGHTINGS)}")
+    indicator: Literal["hybrid", "entropy", "reference_entropy"] = Field(
+        "hybrid", description="gradient-map score (lower = better; see sdd.indicator)")
     policy: str = Field("window:2", description="argmin, below:<x>, topk:<k>, or window:<k> (k neighbouring t)")
-    seed: int = 0
+    seed: int = Field(0, description="fixed-noise seed: sweeps are reproducible")
     max_batch: int | None = Field(None, ge=2, description="rows per teacher call (memory budget; default 32 on CPU, 512 on GPU)")
     shard_images: int = Field(8, ge=1, description="sample images per Ray task; each task takes a group of "
                               "prompts, as large as still fills the cluster (they share CFG's unconditional rows)")
-    resources: TaskResources = TaskResources()
+    resources: TaskResources = Field(TaskResources(), description="each indicator task")
 
     _weighting = field_validator("weighting")(_check_weighting)
 
@@ -95,7 +100,8 @@ class ManipulatorSettings(BaseModel):
     the architecture does not take is an error here, before any work starts."""
 
     model_config = ConfigDict(extra="allow")
-    architecture: str = RECIPE["manipulator"]["architecture"]
+    architecture: str = Field(RECIPE["manipulator"]["architecture"],
+                              description="a name in sdd.manipulators.ARCHITECTURES")
 
     @model_validator(mode="after")
     def options_match_architecture(self):
@@ -122,36 +128,39 @@ class DistillSettings(Strict):
     with its default taken from there, plus how the job runs it on Ray (packing,
     checkpoints, concurrency, resources)."""
 
-    timestep_policy: str = RECIPE["timestep_policy"]
-    steps: int = Field(RECIPE["steps"], ge=1)
-    batch_size: int = Field(RECIPE["batch_size"], ge=1)
-    lr: float = Field(RECIPE["lr"], gt=0)
+    timestep_policy: str = Field(
+        RECIPE["timestep_policy"], description="selected, selected-anneal:<lo> (from each prompt's largest selected t "
+                                               "down to lo), random:<lo>,<hi>, fixed:<t>, or anneal[:<lo>,<hi>]")
+    steps: int = Field(RECIPE["steps"], ge=1, description="training steps per pack")
+    batch_size: int = Field(RECIPE["batch_size"], ge=1, description="source images per step (shared by a pack)")
+    lr: float = Field(RECIPE["lr"], gt=0, description="Adam learning rate")
     lr_schedule: Literal["constant", "cosine"] = Field(
         RECIPE["lr_schedule"], description="learning rate over the run: constant, or cosine decay to 0 at the last step")
-    guidance_scale: float = Field(RECIPE["guidance_scale"], gt=0)
-    weighting: str = RECIPE["weighting"]
+    guidance_scale: float = Field(RECIPE["guidance_scale"], gt=0, description="guidance scale of the distillation gradient")
+    weighting: str = Field(RECIPE["weighting"], description="timestep weighting w(t), as in select")
     estimator: Literal["sds", "classifier", "dds"] = Field(
         RECIPE["estimator"],
         description="guidance gradient: full SDS, its classifier term only, or delta denoising score against the source (see sdd.guidance)")
-    topk: int | None = Field(RECIPE["topk"], ge=1)
-    fidelity_weight: float = Field(RECIPE["fidelity_weight"], ge=0)
+    topk: int | None = Field(RECIPE["topk"], ge=1, description="keep the k largest gradient entries per row "
+                                                               "(the reference's sparsification); null keeps all")
+    fidelity_weight: float = Field(RECIPE["fidelity_weight"], ge=0, description="weight of the pixel fidelity term")
     fidelity_mask: bool = Field(RECIPE["fidelity_mask"], description="weight the fidelity term by 1 - the guidance magnitude map")
     fidelity_loss: Literal["l2", "l1", "robust"] = Field(
         RECIPE["fidelity_loss"], description="per-pixel fidelity cost: squared error, Charbonnier L1 (sparse edits), or robust L1 "
                           "(L1 whose pull fades on pixels the edit has moved far; see sdd.distill.fidelity_penalty)")
     fidelity_scale: float = Field(RECIPE["fidelity_scale"], gt=0, description="robust fidelity: the change (images in [-1, 1]) at which its pull halves")
-    latent_weight: float = Field(RECIPE["latent_weight"], ge=0)
+    latent_weight: float = Field(RECIPE["latent_weight"], ge=0, description="weight of the latent L2 to the source (latent teachers)")
     contrast_weight: float = Field(RECIPE["contrast_weight"], ge=0, description="penalise edge contrast the edit takes away (sdd.distill.lost_contrast)")
     contrast_scope: Literal["all", "moved"] = Field(
         RECIPE["contrast_scope"], description="pixels the contrast term may move: all, or each only as far as the edit moved it")
-    seed: int = RECIPE["seed"]
+    seed: int = Field(RECIPE["seed"], description="everything random in training derives from it")
     manipulator: ManipulatorSettings = ManipulatorSettings(**RECIPE["manipulator"])
     pack: int = Field(3, ge=1, description="prompts trained together, sharing each teacher call")
-    checkpoint_every: int = Field(100, ge=1)
+    checkpoint_every: int = Field(100, ge=1, description="steps between Ray Train checkpoints")
     max_batch: int | None = Field(RECIPE["max_batch"], ge=2, description="rows per teacher call (default 32 on CPU, 512 on GPU)")
     max_concurrent_trials: int = Field(2, ge=1, description="Ray Tune trials (one per pack) running at once")
     max_failures: int = Field(2, ge=-1, description="Ray Train restarts from the latest checkpoint (-1: forever)")
-    resources: TaskResources = TaskResources()
+    resources: TaskResources = Field(TaskResources(), description="each Ray Train worker")
 
     _weighting = field_validator("weighting")(_check_weighting)
 
@@ -170,12 +179,13 @@ class DistillSettings(Strict):
 
 
 class EvalSettings(Strict):
-    images: int = Field(1000, ge=1)
-    seed: int = 10_000
+    images: int = Field(1000, ge=1, description="held-out images per prompt in the evaluation")
+    seed: int = Field(10_000, description="seed of the held-out images")
 
 
 class JobConfig(Strict):
-    run_dir: str = "runs/default"
+    run_dir: str = Field("runs/default", description="run directory URL (local or s3://): selections, registry, "
+                                                     "summary, plots, checkpoints")
     storage_path: str | None = Field(None, description="Ray Train/Tune storage (default: <run_dir>/ray)")
     teacher: str = Field("shapes", description="'shapes' or a diffusers checkpoint directory URL")
     device: str = Field("auto", description="'auto' (cuda when visible, else cpu), 'cpu', 'cuda', 'cuda:1', ...")
@@ -183,9 +193,10 @@ class JobConfig(Strict):
         None, description="the teacher's UNet/text-encoder dtype (VAE stays float32); default float32 on CPU, "
                           "float16 for Stable Diffusion on GPU. bfloat16 also runs on CPUs, fastest with native "
                           "bf16 (AVX512-BF16 or AMX); float16 needs a GPU")
-    prompts: list[str] = Field(default_factory=lambda: list(RECOLOUR_PROMPTS))
+    prompts: list[str] = Field(default_factory=lambda: list(RECOLOUR_PROMPTS),
+                               description="attribute prompts, one manipulator each")
     sources: str = Field("shapes", description="'shapes' (fresh procedural images) or a Parquet image dataset URL")
-    image_column: str = "image"
+    image_column: str = Field("image", description="image column of a Parquet sources dataset")
     select: SelectSettings = SelectSettings()
     distill: DistillSettings = DistillSettings()
     eval: EvalSettings = EvalSettings()
@@ -209,6 +220,38 @@ class JobConfig(Strict):
         if any(not p.strip() for p in v):
             raise ValueError("prompts must not be blank")
         return v
+
+
+class AugmentConfig(Strict):
+    """The augment job's config (``pipelines/augment.py``): which dataset, which
+    manipulators, where the output goes, and how the edit actors run."""
+
+    input: str = Field(description="Parquet file or directory URL")
+    output: str = Field(description="output directory URL (data/, rejects/, manifest.json)")
+    manipulators: list[str] = Field(min_length=1, description="artifact directories or registry/run URLs")
+    image_column: str = Field("image", description="image column of the input")
+    id_column: str = Field("id", description="row id column (the row's position when absent)")
+    image_size: int | None = Field(None, ge=1, description="resize to this square size (default: the teacher's)")
+    format: str = Field("png", description="output image format: png, jpeg or webp")
+    quality: int = Field(95, ge=1, le=100, description="JPEG/WebP quality")
+    max_pixels: int = Field(64_000_000, ge=1, description="images with more pixels are rejected (decompression bombs)")
+    batch_size: int = Field(256, ge=1, description="rows per block: the input is split into blocks of this size, so "
+                                                   "work streams and spreads over the cluster (the networks run in "
+                                                   "the device's call size, sdd.batching)")
+    rows_per_file: int = Field(4096, ge=1, description="output rows gathered per staged Parquet file (and checkpoint)")
+    concurrency: int | None = Field(None, ge=1, description="edit actors (default: 1 on GPUs, one per "
+                                                              "num_cpus cores of the cluster on CPUs)")
+    resources: TaskResources = Field(TaskResources(), description="each edit actor")
+    codecs_in_actor: bool | None = Field(None, description="decode and encode inside the edit actors (default: "
+                                                           "on CPUs; with GPUs they run in CPU tasks)")
+    judge: bool | None = Field(None, description="add judge columns (default: when the shapes judge applies)")
+
+    @field_validator("format")
+    @classmethod
+    def known_format(cls, v: str) -> str:
+        if v.lower() not in ("png", "jpeg", "jpg", "webp"):
+            raise ValueError(f"unknown image format {v!r}; expected png, jpeg or webp")
+        return v.lower()
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:
