@@ -6,7 +6,7 @@ The augment job hands its edit step 256-row blocks. This times each network per 
 256 rows per call, on 1 and 2 threads, with the weights in the default (NCHW) layout and in
 channels-last (what ``load_manipulator`` and ``ShapesJudge`` now use); inputs are
 channels-last, as ``to_tensor_range`` makes them. The median of 5 rounds over 1,024 rows.
-Figures go to the README ("Augment, profiled", item 6) and ``sdd/batching.py``.
+Figures go to docs/benchmarks.md ("Augment, profiled", item 6) and ``sdd/batching.py``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 bench_indicator measures one dtype per process, and on a 2-vCPU machine processes run up to
 20% apart; this measures the two dtypes side by side, both the batched sweep (16 images x
 17 t, one ``sds_gradient`` call) and the reference's loop (one call per t per image). Prints
-the median seconds of each (README, "A bfloat16 teacher on CPU"). The two sides are
+the median seconds of each (docs/benchmarks.md, "A bfloat16 teacher on CPU"). The two sides are
 bench_indicator's own (``workload``, ``sides``).
 """
 

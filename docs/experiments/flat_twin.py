@@ -4,7 +4,7 @@ Each edited image is compared with two twins built on the source's exact coverag
 "flat twin" (the edit's mean object colour over its mean background colour) and the target's
 canonical colour over the edit's background. A `color_grid` edit keeps the source's outline
 by construction, so every size or shape miss that the flat twin repeats and the target-colour
-twin does not is the judge reading geometry off colour (README, "Calibration"):
+twin does not is the judge reading geometry off colour (docs/experiments/recolour_calibration.md):
 
     python docs/experiments/flat_twin.py --manipulator runs/demo/run/manipulators/a-red-object-9a748699 \\
         [--judge DIR_OF_ANOTHER_JUDGE]

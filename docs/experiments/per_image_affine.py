@@ -1,6 +1,6 @@
 """Is a recolour's shortfall the objective or the network? Optimise one affine colour transform
 per held-out image directly on the distillation loss (no manipulator network), then measure it
-like any editor. README "Calibration", last row:
+like any editor. docs/experiments/recolour_calibration.md, the first table's last row:
 
     python docs/experiments/per_image_affine.py --prompt "a red object" --n 128 --steps 600
 

@@ -1,6 +1,6 @@
 """Train one pack of prompts with a recipe variant and print the judge's figures for each.
 
-The six-prompt recipe table in the README ("Calibration") is two runs of this per recipe,
+Each six-prompt recipe table of docs/experiments/recolour_*.md is two runs of this per recipe,
 one pack of three prompts each, side by side with one torch thread each:
 
     OMP_NUM_THREADS=1 python docs/experiments/recipe_pack.py --set contrast_weight=0.15 \\

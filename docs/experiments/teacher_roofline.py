@@ -9,7 +9,7 @@ arithmetic could run at), torch.profiler's share of attention and of group norm 
 the 32-row call with SDPA's flash kernel and with diffusers' classic (bmm) attention (the
 other rows use the teacher's own: classic for the bfloat16 CPU teacher, SDPA otherwise).
 ``--compile`` also times the 32-row call through ``torch.compile`` (inductor, freezing).
-Figures go to the README ("Benchmarks", the indicator paragraph).
+Figures go to docs/benchmarks.md ("The indicator sweep").
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@
 * ``sdedit_sweep`` — SDEdit at several strengths through the same evaluation.
 
 One seed is one draw: at 100 steps the same recipe moves by up to fifteen points of
-editability between seeds (README), more than the gaps the claims are about, so the studies
-take a list of seeds and report means with their spread.
+editability between seeds (docs/experiments/paper_claim_recolour.md), more than the gaps
+the claims are about, so the studies take a list of seeds and report means with their spread.
 
 Every row carries ``recipe``: a hash of what makes two rows comparable (the distill config
 less the row's own seed and timestep policy, and the evaluation set). ``previous`` tables

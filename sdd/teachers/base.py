@@ -123,8 +123,8 @@ def frozen(
 def as_unet_input(z: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """A UNet input in the NHWC layout its channels-last weights run fastest on.
 
-    On the 2-core CPU the bench_indicator sweep ran 9% faster with it, on 2 threads at 32
-    rows per call (README, Benchmarks); diffusers recommends it on GPUs too. Teachers make their outputs contiguous again, so
-    nothing downstream sees the layout.
+    On CPUs mkldnn's convolutions run fastest in it (docs/benchmarks.md); diffusers recommends
+    it on GPUs too. Teachers make their outputs contiguous again, so nothing downstream sees
+    the layout.
     """
     return z.to(dtype).contiguous(memory_format=torch.channels_last)

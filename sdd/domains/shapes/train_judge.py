@@ -10,7 +10,7 @@ colour head's loss skipped for those rows: shape, size and background are geomet
 setting, and the judge must read them off an object of any colour. A judge trained only on
 the six canonical colours reads the size of a dark or brownish red (what an edit that stops
 short produces) wrong for several percent of objects whose outline is exactly the source's
-(README, "Calibration"), which would charge an edit for the instrument's mistake.
+(docs/experiments/recolour_calibration.md), which would charge an edit for the instrument's mistake.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ TEACHER_CONFIG = {
         "beta_end": 0.02,
     },
     # validated by `sdd teacher eval --guidance 2,3,4`: 2 meets every adherence bar; 3 and 4
-    # over-saturate and lose size/colour (see README)
+    # over-saturate and lose size/colour (docs/shapes_world.md)
     "sampling": {"guidance_scale": 2.0, "steps": 50},
 }
 

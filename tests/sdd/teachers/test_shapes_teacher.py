@@ -58,7 +58,7 @@ def test_sampling_is_deterministic_under_a_seed(teacher):
 
 
 def test_guided_samples_follow_colour_and_background():
-    """A small slice of the adherence measurement (the README reports the full one)."""
+    """A small slice of the adherence measurement (docs/shapes_world.md reports the full one)."""
     teacher = load_teacher("shapes")
     judge = ShapesJudge.from_pretrained()
     sets = [s for s in adherence.prompt_sets(n_full=36, per_held_out=1, per_color=4, seed=5)]
