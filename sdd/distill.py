@@ -44,7 +44,7 @@ from sdd.teachers.base import Conditioning, Teacher
 class DistillConfig:
     """The method's settings, and the one place its defaults are defined (the job config's
     ``distill`` section takes its defaults from here). The values are the recipe calibrated
-    on the shapes world's recolour edits (README, "Calibration")."""
+    on the shapes world's recolour edits (docs/experiments/recolour_calibration.md)."""
 
     prompts: list[str]
     timestep_policy: str = "selected"
@@ -61,8 +61,7 @@ class DistillConfig:
     topk: int | None = None
     # L1 keeps edits sparse: pixels the prompt does not need stay exactly where they were.
     # 0.05, not 0.1: at 0.1 `a white object` edited ~90% on some seeds (red sources stopped
-    # at pink); at 0.05 all six recolour prompts edit >= 98.8% on seeds 0 and 1 (README,
-    # "Run-to-run spread")
+    # at pink); at 0.05 all six recolour prompts edit >= 98.8% on seeds 0 and 1 (docs/experiments/recolour_spread.md)
     fidelity_weight: float = 0.05
     fidelity_mask: bool = False
     fidelity_loss: str = "l1"
@@ -98,7 +97,7 @@ def learning_rate(config: DistillConfig, step: int) -> float:
 
     ``cosine`` anneals to zero at the last step, so the last noisy batches cannot move the
     manipulator far. Measured on the six recolour prompts, it did not narrow the
-    run-to-run spread; the clamp fix did (README, "Run-to-run spread"), so ``constant``
+    run-to-run spread; the clamp fix did (docs/experiments/recolour_spread.md), so ``constant``
     stays the default. A function of the step alone: a resumed run continues on the same
     curve without extra state.
     """

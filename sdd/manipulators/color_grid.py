@@ -35,8 +35,7 @@ shapes world: at most 46% of the image); an edit that must move the dominant col
 weighted by distance from the median) next to the pooled features: the trunk's GroupNorm
 normalises absolute colour levels away, and the map a recolour needs depends on both the
 object's and the background's colour. Measured on the six recolour prompts, it did not stop
-the amortised map from sending some (colour, background) pairs the wrong way (README,
-Calibration); ``salient_recolour`` needs no such map.
+the amortised map from sending some (colour, background) pairs the wrong way (docs/experiments/recolour_calibration.md); ``salient_recolour`` needs no such map.
 """
 
 from __future__ import annotations

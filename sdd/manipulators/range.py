@@ -31,6 +31,6 @@ def clamp_to_image(y: torch.Tensor) -> torch.Tensor:
     function until the fifth session): the guidance keeps asking a saturated output for more
     of the same colour, and nothing in the clamped forward pass answers, so the pre-clamp
     value runs off without bound. Measured: `a red object` at 600 steps, seed 1, ended with
-    head outputs of -2e8 and every object teal (README, "Run-to-run spread").
+    head outputs of -2e8 and every object teal (docs/experiments/recolour_spread.md).
     """
     return _InwardClamp.apply(y)
