@@ -322,12 +322,11 @@ class Distiller:
                                guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
                                max_batch=cfg.max_batch, estimator=cfg.estimator,
                                source_latents=z_src.repeat(k, *[1] * (z_src.dim() - 1)) if cfg.estimator == "dds" else None)
-        if not cfg.latent_weight:
-            z_src = None
+        latent_target = z_src if cfg.latent_weight else None
         self.optimizer.zero_grad(set_to_none=True)
         fidelity = []
         for i, m in enumerate(self.manipulators):
-            fidelity.append(self.backward_one(m, x, grad[i * b:(i + 1) * b], z_src))
+            fidelity.append(self.backward_one(m, x, grad[i * b:(i + 1) * b], latent_target))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, self.step)
         self.optimizer.step()
