@@ -137,6 +137,10 @@ class DistillSettings(Strict):
     lr_schedule: Literal["constant", "cosine"] = Field(
         RECIPE["lr_schedule"], description="learning rate over the run: constant, or cosine decay to 0 at the last step")
     guidance_scale: float = Field(RECIPE["guidance_scale"], gt=0, description="guidance scale of the distillation gradient")
+    guidance_norm: float | None = Field(
+        RECIPE["guidance_norm"], gt=0,
+        description="scale each prompt's guidance to this mean per-image norm on the unedited sources "
+                    "(null: the raw scale; see sdd.distill.Distiller.guidance_gains)")
     weighting: str = Field(RECIPE["weighting"], description="timestep weighting w(t), as in select")
     estimator: Literal["sds", "classifier", "dds"] = Field(
         RECIPE["estimator"],

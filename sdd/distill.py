@@ -54,6 +54,10 @@ class DistillConfig:
     lr: float = 2e-3
     lr_schedule: str = "constant"  # or "cosine": decays to 0 at the last step (see learning_rate)
     guidance_scale: float = 10.0
+    # None: every prompt's guidance at its raw scale. A number: each prompt's guidance is
+    # scaled so that its mean per-image norm on the unedited sources equals it (see
+    # Distiller.guidance_gains); the costs then weigh alike against every prompt's push.
+    guidance_norm: float | None = None
     weighting: str = "sds"
     # the classifier term alone: full SDS also pulls toward the teacher's typical image, and
     # at low fidelity weights every edit collapsed to it
@@ -87,6 +91,8 @@ class DistillConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; expected one of {LR_SCHEDULES}")
         if self.fidelity_scale <= 0:
             raise ValueError(f"fidelity_scale must be > 0, got {self.fidelity_scale}")
+        if self.guidance_norm is not None and self.guidance_norm <= 0:
+            raise ValueError(f"guidance_norm must be > 0 or None, got {self.guidance_norm}")
 
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -186,6 +192,7 @@ def policy_sampler(config: DistillConfig, num_train_timesteps: int) -> Callable[
 FIDELITY_LOSSES = ("l2", "l1", "robust")
 CONTRAST_SCOPES = ("all", "moved")
 CHARBONNIER_EPS = 1e-3
+CALIBRATION_STREAM = 0x5DD  # the guidance-gain batch's rng stream, apart from every training step's
 
 
 def fidelity_penalty(squared: torch.Tensor, kind: str, scale: float = 0.25) -> torch.Tensor:
@@ -282,6 +289,42 @@ class Distiller:
         self.conditioning: Conditioning = teacher.embed(config.prompts)
         self.step = 0
         self.history: list[dict] = []
+        self._gains: torch.Tensor | None = None
+
+    def guidance_gains(self) -> torch.Tensor:
+        """Per prompt, the factor its guidance gradient is multiplied by: 1 without
+        ``guidance_norm``; else ``guidance_norm`` over the prompt's mean per-image gradient
+        norm on unedited sources (one calibration batch, drawn from its own seeded stream
+        and the prompt's timestep policy, so a resumed run computes the same gains).
+
+        Why: the teacher pushes some attributes far harder than others (on the shapes
+        teacher a background prompt's gradient is ~10x a size prompt's at the same t), and
+        the fidelity and mask costs are absolute. Without it one set of costs either blocks
+        the weak edits or lets the strong ones overrun the image."""
+        if self._gains is None:
+            cfg, k = self.config, len(self.manipulators)
+            self._gains = torch.ones(k)
+            if cfg.guidance_norm is not None:
+                norms = self.raw_gradient_norms(np.random.default_rng([cfg.seed, CALIBRATION_STREAM]))
+                self._gains = cfg.guidance_norm / norms.clamp_min(1e-12)
+        return self._gains
+
+    def raw_gradient_norms(self, rng: np.random.Generator) -> torch.Tensor:
+        """Per prompt: mean per-image norm of the unscaled guidance gradient at the identity edit."""
+        cfg, teacher, k = self.config, self.teacher, len(self.manipulators)
+        x = self.sources(rng, cfg.batch_size).to(teacher.device)
+        b = x.shape[0]
+        with torch.no_grad():
+            z = teacher.encode(x)
+        z_all = z.repeat(k, *[1] * (z.dim() - 1))
+        t = torch.from_numpy(np.concatenate([self.sample_t(rng, 0, i) for i in range(k)])).long()
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        noise = torch.randn(z_all.shape, generator=gen).to(z_all.device, z_all.dtype)
+        emb = Conditioning(self.conditioning.cond.repeat_interleave(b), self.conditioning.uncond.repeat_interleave(b))
+        grad = guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise, guidance_scale=cfg.guidance_scale,
+                               weighting=cfg.weighting, topk=cfg.topk, max_batch=cfg.max_batch, estimator=cfg.estimator,
+                               source_latents=z_all if cfg.estimator == "dds" else None)
+        return grad.flatten(1).norm(dim=1).view(k, b).mean(1).float().cpu()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Manipulators, optimizer moments and step as flat tensors (safetensors-ready)."""
@@ -322,6 +365,9 @@ class Distiller:
                                guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
                                max_batch=cfg.max_batch, estimator=cfg.estimator,
                                source_latents=z_src.repeat(k, *[1] * (z_src.dim() - 1)) if cfg.estimator == "dds" else None)
+        gains = self.guidance_gains()
+        if cfg.guidance_norm is not None:
+            grad = grad * gains.to(grad.device, grad.dtype).repeat_interleave(b).view(-1, *[1] * (grad.dim() - 1))
         latent_target = z_src if cfg.latent_weight else None
         self.optimizer.zero_grad(set_to_none=True)
         fidelity = []
@@ -337,6 +383,7 @@ class Distiller:
             "grad_norm": {p: float(v) for p, v in zip(cfg.prompts, per_prompt_grad)},
             "fidelity_l2": {p: float(v) for p, v in zip(cfg.prompts, fidelity)},
             "mean_t": float(t.float().mean()),
+            "guidance_gain": {p: float(v) for p, v in zip(cfg.prompts, gains)},
         }
 
     def backward_one(self, manipulator: torch.nn.Module, x: torch.Tensor, grad: torch.Tensor,

@@ -50,14 +50,21 @@ class BlendManipulator(nn.Module):
     architecture = "mask_blend"
 
     def __init__(self, width: int = 32, levels: int = 3, groups: int = 8, channels: int = 3,
-                 max_side: int = 128, sparsity: float = 0.05, smoothness: float = 0.05, edge_scale: float = 0.0):
+                 max_side: int = 128, sparsity: float = 0.05, smoothness: float = 0.05, edge_scale: float = 0.0,
+                 change_smoothness: float = 0.0, max_flow: float = 0.0):
         super().__init__()
         if edge_scale < 0:
             raise ValueError(f"edge_scale must be >= 0, got {edge_scale}")
+        if max_flow < 0:
+            raise ValueError(f"max_flow must be >= 0, got {max_flow}")
+        if change_smoothness < 0:
+            raise ValueError(f"change_smoothness must be >= 0, got {change_smoothness}")
         self.hparams = {"width": width, "levels": levels, "groups": groups, "channels": channels,
-                        "max_side": max_side, "sparsity": sparsity, "smoothness": smoothness, "edge_scale": edge_scale}
+                        "max_side": max_side, "sparsity": sparsity, "smoothness": smoothness, "edge_scale": edge_scale,
+                        "change_smoothness": change_smoothness, "max_flow": max_flow}
         self.levels, self.max_side = levels, max_side
         self.sparsity, self.smoothness, self.edge_scale = sparsity, smoothness, edge_scale
+        self.change_smoothness, self.max_flow = change_smoothness, max_flow
         widths = [width * min(2**k, 4) for k in range(levels + 1)]
         self.conv_in = nn.Conv2d(channels, widths[0], 3, padding=1)
         self.down = nn.ModuleList(ResBlock(widths[k], widths[k + 1], groups) for k in range(levels))
@@ -65,7 +72,7 @@ class BlendManipulator(nn.Module):
         self.middle = ResBlock(widths[-1], widths[-1], groups)
         self.up = nn.ModuleList(ResBlock(widths[k + 1] + widths[k], widths[k], groups) for k in reversed(range(levels)))
         self.head = nn.Sequential(nn.GroupNorm(min(groups, widths[0]), widths[0]), nn.SiLU(),
-                                  nn.Conv2d(widths[0], 1 + channels, 3, padding=1))
+                                  nn.Conv2d(widths[0], 1 + channels + (2 if max_flow else 0), 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
@@ -76,8 +83,9 @@ class BlendManipulator(nn.Module):
         step = 2**self.levels
         return (max(step, -(-round(h * scale) // step) * step), max(step, -(-round(w * scale) // step) * step))
 
-    def mask_and_change(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(m [B, 1, h, w] in [0, 1], d [B, C, h, w]) at the working size."""
+    def mask_and_change(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(m [B, 1, h, w] in [0, 1], d [B, C, h, w], flow [B, 2, h, w] or None) at the
+        working size; the flow is in grid_sample's normalised units (x, then y)."""
         h, w = x.shape[-2:]
         wh, ww = self.working_size(h, w)
         scale = min(1.0, self.max_side / max(h, w))
@@ -98,19 +106,24 @@ class BlendManipulator(nn.Module):
             skip = feats.pop()
             hidden = block(torch.cat([F.interpolate(hidden, size=skip.shape[-2:], mode="nearest"), skip], 1))
         out = self.head(hidden)[..., : wh - ph, : ww - pw]
-        return torch.sigmoid(out[:, :1]), out[:, 1:]
+        c = x.shape[1]
+        flow = None
+        if self.max_flow:
+            pixels = self.max_flow * torch.tanh(out[:, 1 + c:])
+            flow = pixels * torch.tensor([2.0 / ww, 2.0 / wh], device=x.device, dtype=x.dtype).view(1, 2, 1, 1)
+        return torch.sigmoid(out[:, :1]), out[:, 1:1 + c], flow
 
-    def edit_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(m, d) at the image's own size."""
-        m, d = self.mask_and_change(x)
-        if m.shape[-2:] != x.shape[-2:]:
-            m = F.interpolate(m, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            d = F.interpolate(d, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        return m, d
+    def edit_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(m, d, flow) at the image's own size (normalised flow units do not depend on it)."""
+        maps = self.mask_and_change(x)
+        if maps[0].shape[-2:] != x.shape[-2:]:
+            maps = tuple(None if v is None else F.interpolate(v, size=x.shape[-2:], mode="bilinear", align_corners=False)
+                         for v in maps)
+        return maps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m, d = self.edit_maps(x)
-        return clamp_to_image(x + m * d)
+        m, d, flow = self.edit_maps(x)
+        return clamp_to_image(warp(x, flow) + m * d)
 
     def edge_weights(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per neighbour pair (vertical, horizontal), how much a step of the mask costs there:
@@ -125,13 +138,41 @@ class BlendManipulator(nn.Module):
         return torch.exp(-dv / self.edge_scale), torch.exp(-dh / self.edge_scale)
 
     def forward_with_penalty(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(edited images, per-row mask prior: sparsity * mean(m) + smoothness * TV(m)). The
-        priors are charged on the mask where the content change is non-zero, so a mask over
-        pixels the edit leaves alone costs nothing and is not pushed around by the prior."""
-        m, d = self.edit_maps(x)
-        y = clamp_to_image(x + m * d)
+        """(edited images, per-row prior). The mask prior, sparsity * mean(m) + smoothness *
+        TV(m), is charged on the mask where the content change is non-zero, so a mask over
+        pixels the edit leaves alone costs nothing and is not pushed around by the prior.
+        ``change_smoothness`` charges the same edge-weighted TV on the applied change m * d:
+        within a region of the source the edit should move every pixel alike (a flat object
+        stays flat when recoloured), while across the source's edges it may change freely."""
+        m, d, flow = self.edit_maps(x)
+        y = clamp_to_image(warp(x, flow) + m * d)
         active = m * d.detach().abs().amax(1, keepdim=True).clamp(max=1)
         wv, wh = self.edge_weights(x.detach())
-        tv = (wv * (active[..., 1:, :] - active[..., :-1, :]).abs()).flatten(1).mean(1) + \
-             (wh * (active[..., :, 1:] - active[..., :, :-1]).abs()).flatten(1).mean(1)
-        return y, self.sparsity * active.flatten(1).mean(1) + self.smoothness * tv
+        penalty = self.sparsity * active.flatten(1).mean(1) + self.smoothness * weighted_tv(active, wv, wh)
+        if self.change_smoothness:
+            penalty = penalty + self.change_smoothness * weighted_tv(m * d, wv, wh)
+        if flow is not None:  # a warp moves whole regions: its field is smooth everywhere, in pixels
+            px = flow * torch.tensor([x.shape[-1] / 2.0, x.shape[-2] / 2.0], device=x.device, dtype=x.dtype).view(1, 2, 1, 1)
+            ones_v, ones_h = torch.ones_like(wv), torch.ones_like(wh)
+            penalty = penalty + self.smoothness * weighted_tv(px, ones_v, ones_h)
+        return y, penalty
+
+
+def warp(x: torch.Tensor, flow: torch.Tensor | None) -> torch.Tensor:
+    """Each output pixel samples the source at its own position plus ``flow`` (normalised
+    units, bilinear, borders repeated); None: the source itself. Written as the source plus
+    the warp's difference from sampling at zero flow, so a zero field gives the source
+    bit for bit (the sampling grid's rounding cancels) and still passes its gradient."""
+    if flow is None:
+        return x
+    b = x.shape[0]
+    theta = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(b, 2, 3)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    sample = lambda g: F.grid_sample(x, g, mode="bilinear", padding_mode="border", align_corners=False)  # noqa: E731
+    return x + (sample(grid + flow.permute(0, 2, 3, 1)) - sample(grid).detach())
+
+
+def weighted_tv(maps: torch.Tensor, wv: torch.Tensor, wh: torch.Tensor) -> torch.Tensor:
+    """Per row: mean over pixels (and channels) of the weighted absolute neighbour steps."""
+    return (wv * (maps[..., 1:, :] - maps[..., :-1, :]).abs()).flatten(1).mean(1) + \
+           (wh * (maps[..., :, 1:] - maps[..., :, :-1]).abs()).flatten(1).mean(1)

@@ -127,6 +127,7 @@ def test_selected_anneal_starts_each_prompt_at_its_own_largest_selected_t():
     ({"prompts": ["a", "a"]}, "duplicate"),
     ({"fidelity_loss": "huber"}, "fidelity_loss"),
     ({"lr_schedule": "step"}, "lr_schedule"),
+    ({"guidance_norm": 0.0}, "guidance_norm"),
 ])
 def test_bad_configs_fail_before_any_work(kw, message):
     with pytest.raises(ValueError, match=message):
@@ -173,6 +174,31 @@ def test_dds_estimator_trains_a_mask_blend_and_resumes_exactly(random_shapes_tea
         assert torch.allclose(a, b)
     x = shapes_sources(np.random.default_rng(5), 2)
     assert not torch.equal(whole.manipulators[0](x), x)
+
+
+def test_guidance_norm_equalises_each_prompts_push_and_resumes_exactly(random_shapes_teacher):
+    """With guidance_norm every prompt's gradient at the unedited sources has that mean norm,
+    whatever its raw scale; the gains are recomputed, identically, by a resumed run."""
+    prompts = ["a red object", "a circle"]
+    raw = Distiller(random_shapes_teacher, shapes_sources, small_config(prompts=prompts))
+    assert torch.equal(raw.guidance_gains(), torch.ones(2))
+    cfg = small_config(prompts=prompts, guidance_norm=2.0)
+    d = Distiller(random_shapes_teacher, shapes_sources, cfg)
+    gains = d.guidance_gains()
+    rng = np.random.default_rng([cfg.seed, 0x5DD])
+    norms = d.raw_gradient_norms(rng)
+    assert torch.allclose(gains * norms, torch.full((2,), 2.0), rtol=1e-5)
+    loud = Distiller(random_shapes_teacher, shapes_sources, small_config(prompts=prompts, guidance_norm=2.0,
+                                                                       guidance_scale=cfg.guidance_scale * 4))
+    assert torch.allclose(loud.guidance_gains(), gains / 4, rtol=1e-4)  # the raw scale no longer matters
+    history = d.run(progress=False)
+    assert history[0]["guidance_gain"] == {p: pytest.approx(float(g)) for p, g in zip(prompts, gains)}
+    first = Distiller(random_shapes_teacher, shapes_sources, cfg)
+    first.train_step()
+    resumed = Distiller(random_shapes_teacher, shapes_sources, cfg)
+    resumed.load_state_dict(first.state_dict())
+    resumed.run(progress=False)
+    assert torch.allclose(weights(d), weights(resumed), atol=1e-6)
 
 
 def test_salient_recolour_distils_and_never_moves_a_background_pixel(random_shapes_teacher):

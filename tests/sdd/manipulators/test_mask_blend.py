@@ -8,8 +8,9 @@ from sdd.domains.shapes.render import coverage
 from sdd.manipulators import BlendManipulator, build
 
 
-def test_is_the_identity_at_step_zero_at_any_size_and_aspect():
-    m = BlendManipulator()
+@pytest.mark.parametrize("max_flow", [0.0, 4.0])
+def test_is_the_identity_at_step_zero_at_any_size_and_aspect(max_flow):
+    m = BlendManipulator(max_flow=max_flow)
     for h, w in [(32, 32), (17, 45), (427, 640), (300, 451)]:
         x = torch.rand(1, 3, h, w) * 2 - 1
         y, prior = m.forward_with_penalty(x)
@@ -23,7 +24,7 @@ def test_runs_at_most_max_side_pixels_and_pads_to_whole_grids_without_stretching
     assert m.working_size(512, 512) == (128, 128)
     assert m.working_size(427, 640) == (88, 128)  # 85.4 rows -> 85, padded to a multiple of 8
     assert m.working_size(17, 45) == (24, 48)
-    mask, change = m.mask_and_change(torch.zeros(1, 3, 427, 640))
+    mask, change, _ = m.mask_and_change(torch.zeros(1, 3, 427, 640))
     assert mask.shape[-2:] == (85, 128) and change.shape[-2:] == (85, 128)
 
 
@@ -103,3 +104,53 @@ def test_edge_aware_smoothness_lets_the_mask_switch_where_the_source_does():
     assert tv(aware, shifted) > 0.4 * tv(plain, shifted)
     with pytest.raises(ValueError, match="edge_scale"):
         BlendManipulator(edge_scale=-1)
+
+
+def test_change_smoothness_charges_a_change_that_varies_inside_a_flat_region():
+    """A recolour that moves every pixel of the object alike costs nothing under the change
+    prior (its only steps are on the source's outline); the same recolour with a blotch in
+    the object's middle costs in proportion to the blotch's rim."""
+    x = torch.full((1, 3, 32, 32), -1.0)
+    x[..., 8:24, 8:24] = 1.0  # a white square on black
+    m = BlendManipulator(sparsity=0.0, smoothness=0.0, edge_scale=0.1, change_smoothness=1.0)
+    flat = torch.zeros(1, 3, 32, 32)
+    flat[:, 1:, 8:24, 8:24] = -1.0  # white -> red, uniformly
+    blotchy = flat.clone()
+    blotchy[:, 0, 12:20, 12:20] = -0.5  # a darker core
+    ones = torch.ones(1, 1, 32, 32)
+
+    def cost(change):
+        original = m.edit_maps
+        m.edit_maps = lambda _: (ones, change, None)
+        try:
+            return float(m.forward_with_penalty(x)[1])
+        finally:
+            m.edit_maps = original
+
+    assert cost(flat) < 1e-6
+    assert cost(blotchy) > 1e-3
+    assert BlendManipulator(change_smoothness=0.0).forward_with_penalty(x)[1].item() == 0.0
+    with pytest.raises(ValueError, match="change_smoothness"):
+        BlendManipulator(change_smoothness=-1)
+
+
+def test_the_warp_head_moves_content_by_whole_pixels_at_any_size():
+    """With max_flow the head's last two channels displace where each pixel samples the
+    source (in working-size pixels, bounded by max_flow); the same field applies at a photo's
+    own size, so a 1-px shift at the working size is a proportionate shift at full size."""
+    m = BlendManipulator(max_flow=2.0, max_side=32)
+    with torch.no_grad():
+        m.head[-1].bias.copy_(torch.tensor([-30.0, 0.0, 0.0, 0.0, float(torch.atanh(torch.tensor(0.5))), 0.0]))
+    x = torch.zeros(1, 3, 32, 32)
+    x[..., 10:20, 10:20] = 1.0
+    y = m(x)  # samples 1 px to the right: the square moves 1 px left
+    assert torch.allclose(y[..., 10:20, 9:19], torch.ones(1, 3, 10, 10), atol=1e-5)
+    assert torch.allclose(y[..., :, 19], torch.zeros(1, 3, 32), atol=1e-5)
+    big = torch.zeros(1, 3, 64, 128)
+    big[..., 20:40, 40:80] = 1.0
+    y = m(big)  # working size 16x32: 1 working px = 4 px of a 128-wide image
+    assert torch.allclose(y[..., 20:40, 36:76], torch.ones(1, 3, 20, 40), atol=1e-5)
+    _, prior = m.forward_with_penalty(x)
+    assert prior.item() == pytest.approx(0.0, abs=1e-6)  # a uniform shift is smooth: no cost
+    with pytest.raises(ValueError, match="max_flow"):
+        BlendManipulator(max_flow=-1)
