@@ -3,7 +3,7 @@
     python benchmarks/bench_augment.py --manipulators runs/demo/run [--rows 2000] [--big-rows 20000] [--layout default|one-actor]
 
 1. Throughput: input images per second of ``pipelines/augment.py`` on a local Ray against a
-   single-process loop doing the same work (read, decode + resize, every manipulator, judge
+   single-process loop doing the same work (read, decode, every manipulator, judge
    columns, PNG encode, write Parquet) on the same cores with no Ray. Target: >= 85%.
    ``--layout default`` runs the job as a user gets it (no config: one 1-thread edit actor
    per core); ``--layout one-actor`` gives one edit actor as many torch threads as the loop
@@ -56,20 +56,19 @@ def loop_once(input_url: str, output_dir: str, manipulators: list[str], batch_si
 
     from pipelines.augment import resolve_manipulators
     from sdd.artifacts import load_manipulator
-    from sdd.augment import decode_rows, edit_rows, encode_rows, split_rows
+    from sdd.augment import augment_rows, split_rows
     from sdd.domains.shapes.judge import ShapesJudge
     from sdd.domains.shapes.spec import ATTRIBUTES
 
     artifacts = [load_manipulator(u) for u in resolve_manipulators(manipulators)]
     judge = ShapesJudge.from_pretrained()
-    size = 32
     parquet = pq.ParquetFile(input_url)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     for i, batch in enumerate(parquet.iter_batches(batch_size=batch_size)):
         table = pa.Table.from_batches([batch])
-        table = decode_rows(table, image_column="image", source_ids=table.column("id"), size=size, max_pixels=64_000_000)
-        table = edit_rows(table, artifacts, size=size, judge=judge, judge_names=ATTRIBUTES)
-        data, _ = split_rows(encode_rows(table, size=size))
+        table = augment_rows(table, artifacts, image_column="image", source_ids=table.column("id"),
+                             max_pixels=64_000_000, judge=judge, judge_names=ATTRIBUTES)
+        data, _ = split_rows(table)
         pq.write_table(data, f"{output_dir}/part-{i:05d}.parquet")
 
 

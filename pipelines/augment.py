@@ -5,7 +5,7 @@
     ray job submit --working-dir . -- python pipelines/augment.py --input s3://... --output s3://... --manipulators s3://run/
 
 Read (one Parquet file or a directory, local or ``s3://``; image column as HF struct, plain
-binary or path/URL) -> decode + resize (CPU tasks) -> every manipulator (actors that load
+binary or path/URL) -> decode, at each image's own size by default (CPU tasks) -> every manipulator (actors that load
 their artifacts once; ``concurrency``, ``num_gpus``, ``batch_size`` from the config; on CPUs
 each actor also decodes and encodes its rows) -> encode
 (PNG, or JPEG/WebP) -> write. Output:
@@ -35,8 +35,8 @@ import ray
 from pydantic import ValidationError
 
 from pipelines.common import connect, log
-from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest, trained_image_size
-from sdd.augment import SOURCE_ID, decode_rows, edit_rows, encode_rows, split_rows
+from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest
+from sdd.augment import HEIGHT, RESIZE, SOURCE_ID, WIDTH, augment_rows, decode_rows, edit_rows, encode_rows, split_rows
 from sdd.config import AugmentConfig, ConfigError, format_validation_error
 from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem, join, write_bytes_atomic
@@ -44,6 +44,7 @@ from sdd.preflight import check_reachable
 
 STAGING, CHECKPOINT = "_staging", "_checkpoint"
 ROW_HASH = "row_hash"
+OWN_COLUMNS = (SOURCE_ID, RESIZE, HEIGHT, WIDTH, "edit_prompt", "manipulator_id", "edited_image")
 
 
 def load_augment_config(path: str | None, **overrides) -> AugmentConfig:
@@ -106,6 +107,10 @@ def inspect_inputs(files: list[str], image_column: str, id_column: str = "id") -
             raise ValueError(f"input file {f} is not a readable Parquet file: {exc}") from None
         if image_column not in file_schema.names:
             raise ValueError(f"input file {f} has no image column {image_column!r}; columns: {file_schema.names}")
+        taken = [c for c in OWN_COLUMNS if c in file_schema.names]
+        if taken:
+            raise ValueError(f"input file {f} has columns {taken}, which the output writes itself (the edited "
+                             "image's size and the resize policy); rename them in the input")
         image_type = file_schema.field(image_column).type
         if not readable_image_type(image_type):
             raise ValueError(f"input file {f}: image column {image_column!r} has type {image_type}; expected an "
@@ -163,15 +168,20 @@ def _hash_index(path: str, num_rows: int) -> dict[int, int]:
     return {int(h): i for i, h in enumerate(_compute_row_hashes(path, 0, num_rows))}
 
 
-def decode_batch(batch: pa.Table, *, config: AugmentConfig, has_id: bool, offsets: dict[str, int], size: int) -> pa.Table:
-    """CPU task: source ids (input id, or row position) and decoded, resized pixels."""
+def source_ids(batch: pa.Table, *, config: AugmentConfig, has_id: bool,
+               offsets: dict[str, int]) -> tuple[pa.Table, pa.Array]:
+    """(the batch without Ray's path column, each row's source id: input id, or row position)."""
     if has_id:
-        ids = batch.column(config.id_column)
-    else:
-        ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column(ROW_HASH).to_pylist(),
-                                     offsets), pa.int64())
-        batch = batch.drop_columns(["path"])
-    return decode_rows(batch, image_column=config.image_column, source_ids=ids, size=size,
+        return batch, batch.column(config.id_column)
+    ids = pa.array(row_positions(batch.column("path").to_pylist(), batch.column(ROW_HASH).to_pylist(),
+                                 offsets), pa.int64())
+    return batch.drop_columns(["path"]), ids
+
+
+def decode_batch(batch: pa.Table, *, config: AugmentConfig, has_id: bool, offsets: dict[str, int]) -> pa.Table:
+    """CPU task: source ids and decoded pixels, at the size the resize policy gives."""
+    batch, ids = source_ids(batch, config=config, has_id=has_id, offsets=offsets)
+    return decode_rows(batch, image_column=config.image_column, source_ids=ids, resize=config.resize,
                        max_pixels=config.max_pixels)
 
 
@@ -183,7 +193,7 @@ class EditBatch:
     no-Ray loop does, with no hand-off between processes); without them (GPU actors) those
     steps run in CPU tasks around it, so the GPU never waits for PNG codecs."""
 
-    def __init__(self, manipulator_urls: list[str], size: int, use_judge: bool, num_gpus: float, threads: int,
+    def __init__(self, manipulator_urls: list[str], call_pixels: int, use_judge: bool, num_gpus: float, threads: int,
                  decode: dict | None = None, encode: dict | None = None):
         import torch
 
@@ -192,7 +202,7 @@ class EditBatch:
         torch.set_num_threads(threads)
         self.device = torch.device("cuda" if num_gpus > 0 and torch.cuda.is_available() else "cpu")
         self.artifacts = [load_manipulator(u, self.device) for u in manipulator_urls]
-        self.size = size
+        self.call_pixels = call_pixels
         self.judge, self.names = None, None
         if use_judge:
             from sdd.domains.shapes.judge import ShapesJudge
@@ -202,10 +212,14 @@ class EditBatch:
         self.decode, self.encode = decode, encode
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        if self.decode is not None:
-            batch = decode_batch(batch, **self.decode)
-        out = edit_rows(batch, self.artifacts, size=self.size, device=self.device, judge=self.judge,
-                        judge_names=self.names)
+        if self.decode is not None:  # the whole row pipeline, a pixel budget's worth of rows at a time
+            config = self.decode["config"]
+            batch, ids = source_ids(batch, **self.decode)
+            return augment_rows(batch, self.artifacts, image_column=config.image_column, source_ids=ids,
+                                resize=config.resize, max_pixels=config.max_pixels, device=self.device,
+                                judge=self.judge, judge_names=self.names, call_pixels=self.call_pixels, **self.encode)
+        out = edit_rows(batch, self.artifacts, device=self.device, judge=self.judge, judge_names=self.names,
+                        call_pixels=self.call_pixels)
         return encode_rows(out, **self.encode) if self.encode is not None else out
 
 
@@ -226,7 +240,6 @@ def augment(config: AugmentConfig, inputs: tuple[list[str], pa.Schema, dict[str,
         log(f"augment: {config.input} has no rows; nothing to edit")
         return write_manifest(config, artifacts, manifests, 0, time.time() - started)
     has_id = config.id_column in schema.names
-    size = config.image_size or trained_image_size(manifests)
     use_judge = config.judge if config.judge is not None else all(
         str(m.get("teacher_id", "")).startswith("shapes-teacher@") for m in manifests)
 
@@ -250,8 +263,8 @@ def augment(config: AugmentConfig, inputs: tuple[list[str], pa.Schema, dict[str,
     # without this split, one task would decode, edit and encode everything, with no
     # parallelism, no streaming and memory that grows with the input.
     ds = ds.repartition(target_num_rows_per_block=config.batch_size)
-    decode = {"config": config, "has_id": has_id, "offsets": offsets, "size": size}
-    encode = {"size": size, "image_format": config.format, "quality": config.quality}
+    decode = {"config": config, "has_id": has_id, "offsets": offsets}
+    encode = {"image_format": config.format, "quality": config.quality}
     on_gpu = config.resources.num_gpus > 0
     in_actor = config.codecs_in_actor if config.codecs_in_actor is not None else not on_gpu
     cluster_cpus = ray.cluster_resources().get("CPU", 0)
@@ -263,7 +276,7 @@ def augment(config: AugmentConfig, inputs: tuple[list[str], pa.Schema, dict[str,
         log(f"edit actors reserve {actor_cpus:g} CPU each (asked {config.resources.num_cpus:g}): "
             f"{RESERVED_CPUS:g} CPUs stay free for reading and Ray Data's checkpoint filter")
     ds = ds.map_batches(
-        EditBatch, fn_constructor_args=(artifacts, size, use_judge, config.resources.num_gpus,
+        EditBatch, fn_constructor_args=(artifacts, config.call_pixels, use_judge, config.resources.num_gpus,
                                         max(1, round(config.resources.num_cpus)),
                                         decode if in_actor else None, encode if in_actor else None),
         batch_format="pyarrow", batch_size=config.batch_size,
@@ -407,7 +420,7 @@ def write_manifest(config: AugmentConfig, artifacts: list[str], manifests: list[
                          for u, m in zip(artifacts, manifests)],
         "counts": {"input_rows": n_input, "output_rows": len(data_keys), "edits_per_row": edits,
                    "rejected_rows": len(reject_ids), "consistent": consistent},
-        "format": config.format, "wall_seconds": round(seconds, 1),
+        "format": config.format, "resize": config.resize, "wall_seconds": round(seconds, 1),
     }
     import json
 

@@ -17,6 +17,8 @@ from torch import nn
 
 CPU_MAX_BATCH = 32
 GPU_MAX_BATCH = 512
+# images of mixed sizes: pixels per call (and per slice a job holds decoded), 16 of 512 x 512
+DEFAULT_CALL_PIXELS = 16 * 512 * 512
 
 
 def resolve_max_batch(max_batch: int | None, device: torch.device | str) -> int:

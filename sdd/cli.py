@@ -256,7 +256,7 @@ def cmd_edit(args) -> None:
     from sdd.edit import edit_parquet
 
     counts = edit_parquet(args.manipulator, args.input, args.out, image_column=args.image_column,
-                          image_format=args.format, batch_size=args.batch_size)
+                          image_format=args.format, batch_size=args.batch_size, resize=args.resize)
     print(f"edited {counts['edited']} of {counts['input']} rows ({counts['failed']} could not be decoded) -> {args.out}")
 
 
@@ -396,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     edt.add_argument("--image-column", default="image")
     edt.add_argument("--format", default="png", choices=["png", "jpeg", "webp"])
     edt.add_argument("--batch-size", type=int, default=256)
+    edt.add_argument("--resize", default="native",
+                     help="native (each image at its own size), square:<N>, shorter_side:<N> or longer_side:<N>")
     edt.set_defaults(func=cmd_edit)
 
     std = sub.add_parser("study", help="measure the method's claims on the shapes world (slow: trains many manipulators)")

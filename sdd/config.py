@@ -15,6 +15,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from sdd.batching import DEFAULT_CALL_PIXELS
 from sdd.distill import DistillConfig
 from sdd.domains.shapes.edits import RECOLOUR_PROMPTS
 from sdd.guidance import WEIGHTINGS
@@ -235,7 +236,12 @@ class AugmentConfig(Strict):
     manipulators: list[str] = Field(min_length=1, description="artifact directories or registry/run URLs")
     image_column: str = Field("image", description="image column of the input")
     id_column: str = Field("id", description="row id column (the row's position when absent)")
-    image_size: int | None = Field(None, ge=1, description="resize to this square size (default: the teacher's)")
+    resize: str = Field("native", description="the size each image is edited at: native (its own, the default: "
+                                              "labels that refer to its pixels stay valid), square:<N>, "
+                                              "shorter_side:<N> or longer_side:<N>")
+    call_pixels: int = Field(DEFAULT_CALL_PIXELS, ge=1,
+                             description="pixels per manipulator call, and per slice of a block held decoded at once: "
+                                         "memory is bounded by it, whatever the images' sizes")
     format: str = Field("png", description="output image format: png, jpeg or webp")
     quality: int = Field(95, ge=1, le=100, description="JPEG/WebP quality")
     max_pixels: int = Field(64_000_000, ge=1, description="images with more pixels are rejected (decompression bombs)")
@@ -249,6 +255,14 @@ class AugmentConfig(Strict):
     codecs_in_actor: bool | None = Field(None, description="decode and encode inside the edit actors (default: "
                                                            "on CPUs; with GPUs they run in CPU tasks)")
     judge: bool | None = Field(None, description="add judge columns (default: when the shapes judge applies)")
+
+    @field_validator("resize")
+    @classmethod
+    def known_resize(cls, v: str) -> str:
+        from sdd.io.resize import parse_resize
+
+        parse_resize(v)
+        return v
 
     @field_validator("format")
     @classmethod

@@ -1,25 +1,31 @@
 """Apply one manipulator to a Parquet image dataset on a single machine (``sdd edit``).
 
-One output row per input row: ``source_id`` (the input's ``id`` column, else the row
-position), ``edit_prompt``, ``manipulator_id``, ``edited_image`` in the HF image convention,
-and ``error`` (null, or why the row could not be edited, in which case ``edited_image`` is
-null). No row is dropped silently. The Ray augment job does the same at scale.
+The same row steps as the Ray augment job (``sdd.augment.augment_rows``: decode, edit at
+each image's own size unless a resize policy says otherwise, encode), run in this process.
+One output row per input row, in input order: the input's columns but the image (the
+source stays where it is; a broken source cell would make the output unreadable), ``source_id`` (the
+input's ``id`` column, else the row position), ``resize``, ``height`` and ``width`` of the
+edited image, ``edit_prompt``, ``manipulator_id``, ``edited_image`` in the HF image
+convention, and ``error`` (null, or why the row could not be edited, in which case
+``edited_image`` is null). No row is dropped silently.
 """
 
 from __future__ import annotations
 
 import io
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sdd.artifacts import load_manipulator
-from sdd.augment import read_image_cell
-from sdd.io.images import ImageDecodeError, decode_image, encode_image, from_tensor_range, to_tensor_range
-from sdd.io.parquet_images import image_column as hf_image_column
+from sdd.augment import REASON, augment_rows
+from sdd.batching import DEFAULT_CALL_PIXELS
+from sdd.io.images import DEFAULT_MAX_PIXELS
 from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem
+
+POSITION = "_position"
 
 
 def read_parquet(url: str, columns: list[str] | None = None) -> pa.Table:
@@ -35,39 +41,29 @@ def read_parquet(url: str, columns: list[str] | None = None) -> pa.Table:
 
 
 def edit_parquet(manipulator_url: str, input_url: str, output_url: str, *, image_column: str = "image",
-                 image_format: str = "png", batch_size: int = 256) -> dict:
+                 image_format: str = "png", batch_size: int = 256, resize: str = "native",
+                 call_pixels: int = DEFAULT_CALL_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> dict:
+    from sdd.io.resize import parse_resize
+
+    parse_resize(resize)
     artifact = load_manipulator(manipulator_url)
     table = read_parquet(input_url)
     if image_column not in table.column_names:
         raise ValueError(f"{input_url} has no column {image_column!r}; columns: {table.column_names}")
-    ids = table.column("id").to_pylist() if "id" in table.column_names else list(range(table.num_rows))
-    cells = table.column(image_column).to_pylist()
-    edited: list[bytes | None] = [None] * len(cells)
-    errors: list[str | None] = [None] * len(cells)
-    decoded: dict[int, np.ndarray] = {}
-    for i, cell in enumerate(cells):
-        try:
-            decoded[i] = decode_image(read_image_cell(cell))
-        except ImageDecodeError as exc:
-            errors[i] = str(exc)
-    # group by size so each forward pass is one tensor (the manipulator is fully convolutional)
-    by_size: dict[tuple, list[int]] = {}
-    for i, arr in decoded.items():
-        by_size.setdefault(arr.shape, []).append(i)
-    for rows in by_size.values():
-        for s in range(0, len(rows), batch_size):
-            chunk = rows[s : s + batch_size]
-            out = from_tensor_range(artifact.edit(to_tensor_range(np.stack([decoded[i] for i in chunk]))))
-            for i, img in zip(chunk, out):
-                edited[i] = encode_image(img, image_format)
-    n = len(cells)
-    result = pa.table({
-        "source_id": pa.array(ids),
-        "edit_prompt": pa.array([artifact.manifest["prompt"]] * n, type=pa.string()),
-        "manipulator_id": pa.array([artifact.id] * n, type=pa.string()),
-        "edited_image": hf_image_column(edited),
-        "error": pa.array(errors, type=pa.string()),
-    })
+    n = table.num_rows
+    ids = table.column("id") if "id" in table.column_names else pa.array(range(n), pa.int64())
+    table = table.append_column(POSITION, pa.array(range(n), pa.int64()))
+    parts = [augment_rows(table.slice(s, batch_size), [artifact], image_column=image_column,
+                          source_ids=ids.slice(s, batch_size), resize=resize, max_pixels=max_pixels,
+                          image_format=image_format, call_pixels=call_pixels)
+             for s in range(0, n, batch_size)]
+    result = pa.concat_tables(parts, promote_options="default") if parts else table
+    result = result.take(pc.sort_indices(result, [(POSITION, "ascending")])).drop_columns([POSITION, image_column])
+    if REASON in result.column_names:
+        result = result.rename_columns(["error" if c == REASON else c for c in result.column_names])
+        # one manipulator: a row that could not be edited still says which edit it was for
+        for column, value in (("edit_prompt", artifact.manifest["prompt"]), ("manipulator_id", artifact.id)):
+            result = result.set_column(result.column_names.index(column), column, pa.array([value] * n, pa.string()))
     write_table(result, output_url)
-    failed = sum(e is not None for e in errors)
+    failed = n - result.column("error").null_count if n else 0
     return {"input": n, "edited": n - failed, "failed": failed}

@@ -13,40 +13,46 @@ import torch.nn.functional as F
 
 from sdd.augment import read_image_cell
 from sdd.io.images import ImageDecodeError, decode_image, to_tensor_range
+from sdd.io.resize import resize_pixels, target_size
 from sdd.io.storage import filesystem
 
 
 class ParquetSources:
-    """All decodable images of a Parquet file or directory, resized to ``size``, sampled with
-    replacement. Meant for the few hundred to few thousand images a distillation needs."""
+    """All decodable images of a Parquet file or directory, sampled with replacement, as
+    random ``size`` x ``size`` crops: each image is first scaled so its shorter side is
+    ``size`` (the aspect ratio kept, never stretched), then every draw takes a crop at a
+    position the rng picks. Held as uint8; meant for the few hundred to few thousand images
+    a distillation needs."""
 
     def __init__(self, url: str, size: int, image_column: str = "image"):
         fs, path = filesystem(url)
         files = sorted(fs.find(path)) if fs.isdir(path) else [path]
         files = [f for f in files if f.endswith(".parquet")] or files
-        arrays = []
+        self.size = size
+        self.images: list[np.ndarray] = []
         for f in files:
             with fs.open(f, "rb") as fh:
                 table = pq.read_table(fh, columns=[image_column])
             for cell in table.column(image_column).to_pylist():
                 try:
-                    arrays.append(decode_image(read_image_cell(cell)))
+                    pixels = decode_image(read_image_cell(cell))
                 except ImageDecodeError:
                     continue
-        if not arrays:
+                self.images.append(resize_pixels(pixels, target_size(f"shorter_side:{size}", *pixels.shape[:2])))
+        if not self.images:
             raise ValueError(f"no decodable images in column {image_column!r} of {url}")
-        resized = [
-            F.interpolate(to_tensor_range(a[None]), size=(size, size), mode="bilinear", antialias=True,
-                          align_corners=False)
-            for a in arrays
-        ]
-        self.images = torch.cat(resized)
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __call__(self, rng: np.random.Generator, n: int) -> torch.Tensor:
-        return self.images[rng.integers(0, len(self.images), size=n)]
+        crops = []
+        for i in rng.integers(0, len(self.images), size=n):
+            image = self.images[i]
+            top = int(rng.integers(0, image.shape[0] - self.size + 1))
+            left = int(rng.integers(0, image.shape[1] - self.size + 1))
+            crops.append(image[top:top + self.size, left:left + self.size])
+        return to_tensor_range(np.stack(crops))
 
 
 def make_sources(spec: str, size: int, image_column: str = "image"):

@@ -132,3 +132,44 @@ def test_finalize_drops_rows_of_retried_writes_and_sets_torn_files_aside(tmp_pat
     assert ids == [0, 1, 2, 3, 4]
     assert [p.name for p in (tmp_path / "out" / QUARANTINE).iterdir()] == ["c.parquet"]
     assert not list(staging.glob("*.parquet"))
+
+
+@pytest.mark.parametrize("codecs_in_actor", [True, False], ids=["cpu-layout", "gpu-layout"])
+def test_photos_are_edited_at_their_own_size_and_keep_their_labels(local_ray, tmp_path, codecs_in_actor):
+    """Real photographs of five sizes and two modes (RGB JPEG, grayscale PNG) in one dataset:
+    each edited image has its source's width and height, every id appears once, the label
+    column passes through, and the edit changed the pixels."""
+    import numpy as np
+
+    from builders import PHOTOS, photo_size, photo_table, save_changing_manipulator
+    from sdd.io.images import decode_image
+
+    table = photo_table()
+    pq.write_table(table, tmp_path / "photos.parquet")
+    manipulator = save_changing_manipulator(tmp_path / "night")
+    out = tmp_path / "out"
+    manifest = augment(AugmentConfig(input=str(tmp_path / "photos.parquet"), output=str(out), manipulators=[manipulator],
+                                     batch_size=2, call_pixels=600 * 400, codecs_in_actor=codecs_in_actor))
+    assert manifest["counts"]["output_rows"] == len(PHOTOS) and manifest["counts"]["consistent"]
+    assert manifest["resize"] == "native"
+    rows = pq.read_table(out / "data").to_pylist()
+    assert sorted(r["source_id"] for r in rows) == list(range(len(PHOTOS)))
+    for row in rows:
+        name = PHOTOS[row["source_id"]]
+        assert row["name"] == name and row["resize"] == "native"
+        source = decode_image(row["image"]["bytes"])
+        edited = decode_image(row["edited_image"]["bytes"])
+        assert edited.shape[:2] == photo_size(name) == source.shape[:2] == (row["height"], row["width"])
+        assert np.abs(edited.astype(int) - source.astype(int)).mean() > 10  # the tint reached every pixel
+
+
+def test_a_resize_policy_is_applied_and_recorded(local_ray, tmp_path):
+    from builders import photo_table, save_changing_manipulator
+
+    pq.write_table(photo_table(["chelsea", "rocket"]), tmp_path / "photos.parquet")
+    out = tmp_path / "out"
+    manifest = augment(AugmentConfig(input=str(tmp_path / "photos.parquet"), output=str(out),
+                                     manipulators=[save_changing_manipulator(tmp_path / "m")], resize="shorter_side:64"))
+    assert manifest["resize"] == "shorter_side:64"
+    sizes = {r["name"]: (r["height"], r["width"]) for r in pq.read_table(out / "data").to_pylist()}
+    assert sizes == {"chelsea": (64, 96), "rocket": (64, 96)}

@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from skimage import data
+
 from builders import save_random_manipulators
 from pipelines.augment import AugmentConfig, augment, main
 from sdd.domains.shapes.dataset import shapes_table
@@ -55,12 +57,16 @@ CELLS = {
     11: (exif_rotated_jpeg(), "ok"),
     12: (None, "null"),
     13: ({"bytes": None, "path": "/nonexistent/x.png"}, "cannot read image"),
+    14: (enc(Image.fromarray(data.chelsea()[:100, :150]), "JPEG")[:2_000], "truncated"),  # a real photo, cut
+    15: (enc(Image.fromarray(data.chelsea()[100:200, 150:300]), "JPEG"), "ok"),
 }
+# (height, width) each edited row must have: its source's, after EXIF rotation
+SIZES = {0: (8, 12), 15: (100, 150), 6: (32, 32), 7: (32, 32), 8: (32, 32), 9: (32, 32), 10: (32, 32), 11: (12, 8)}
 
 
 @pytest.fixture
 def manipulator(tmp_path):
-    # identity at init: the edited image is the decoded, resized source
+    # identity at init: the edited image is the decoded source
     return save_random_manipulators(tmp_path / "registry", ["a red object"])[0]
 
 
@@ -80,11 +86,12 @@ def test_every_bad_row_is_rejected_with_its_reason_and_the_rest_are_edited(local
         if want != "ok":
             assert want in reasons[i], (i, reasons[i])
     edited = {r["source_id"]: decode_image(r["edited_image"]["bytes"]) for r in data}
-    assert all(img.shape == (32, 32, 3) for img in edited.values())
+    assert {i: img.shape[:2] for i, img in edited.items()} == SIZES  # each at its own size, never squashed
+    assert all((r["height"], r["width"]) == SIZES[r["source_id"]] for r in data)
     assert edited[7][16, 16].tolist() == [90, 90, 90]  # grayscale spread to RGB
     assert edited[9][16, 16].tolist() == [255, 255, 255]  # transparent over white
     rotated = edited[11].astype(int)
-    assert rotated[4, 16, 0] > 200 and rotated[27, 16, 2] > 200  # EXIF rotation applied: red top, blue bottom
+    assert rotated[1, 4, 0] > 200 and rotated[10, 4, 2] > 200  # EXIF rotation applied: red top, blue bottom
 
 
 def write_shapes(path, n=8, start=0, **columns):

@@ -46,3 +46,34 @@ def test_run_directory_registry_and_checkpoints_on_s3(local_ray, random_teacher_
     fs, path = filesystem(f"{s3_bucket}/run")
     assert fs.glob(f"{path}/ray/distill-*/checkpoint_*")
     assert fs.exists(f"{path}/summary.json") and fs.exists(f"{path}/selected_timesteps.json")
+
+
+def test_stable_diffusion_on_photos_from_distill_to_full_size_augment(local_ray, tiny_sd_checkpoint, tmp_path):
+    """The photo path end to end: distill_all trains on crops of real photographs at the
+    tiny SD teacher's size, then augment applies the manipulator to the full-size photos,
+    each at its own width and height."""
+    import pyarrow.parquet as pq
+
+    from builders import PHOTOS, photo_size, photo_table
+    from pipelines.augment import AugmentConfig, augment
+    from sdd.io.images import decode_image
+
+    pq.write_table(photo_table(), tmp_path / "photos.parquet")
+    config = parse_config({
+        "run_dir": str(tmp_path / "run"), "teacher": str(tiny_sd_checkpoint), "prompts": ["a photo at night"],
+        "sources": str(tmp_path / "photos.parquet"),
+        "select": {"images": 2, "shard_images": 2, "draws": 2, "policy": "argmin",
+                   "timesteps": {"start": 200, "stop": 600, "step": 400}},
+        "distill": {"steps": 2, "batch_size": 2, "checkpoint_every": 2, "estimator": "dds",
+                    "manipulator": {"architecture": "mask_blend", "width": 8, "levels": 2}},
+        "eval": {"images": 2},
+    })
+    [record] = distill_all(config)
+    [manifest] = Registry(str(tmp_path / "run")).list()
+    assert manifest["teacher_id"].startswith("sd:") and manifest["metrics"]["steps"] == 2
+    out = tmp_path / "augmented"
+    counts = augment(AugmentConfig(input=str(tmp_path / "photos.parquet"), output=str(out),
+                                   manipulators=[str(tmp_path / "run")]))["counts"]
+    assert counts["output_rows"] == len(PHOTOS) and counts["consistent"]
+    for row in pq.read_table(out / "data").to_pylist():
+        assert decode_image(row["edited_image"]["bytes"]).shape[:2] == photo_size(row["name"])

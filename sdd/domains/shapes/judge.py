@@ -53,6 +53,8 @@ class JudgeNet(nn.Module):
 class ShapesJudge:
     """Attribute predictions for images (uint8 [N, H, W, 3] or tensors in [-1, 1])."""
 
+    image_size = spec.IMAGE_SIZE  # what it was trained on; callers resize other sizes to it
+
     def __init__(self, net: JudgeNet, judge_id: str, device: str | torch.device = "cpu"):
         self.net = net.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.id = judge_id
