@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH := torch==2.13.0
 DEMO_DIR ?= runs/demo
 DEVICE ?= cpu
-ONLY ?= edit,indicator,pack,select,augment
+ONLY ?= edit,indicator,pack,select,augment,codecs
 DTYPE ?=
 
 .PHONY: setup demo test bench clean

@@ -21,6 +21,14 @@
    edit actors, task workers, raylet, GCS, dashboard, ...), from the timed runs. The loop
    spends all of its CPU on the row work; what the job spends elsewhere is its overhead.
 
+4. ``--workload photos``: the same, on real sizes: scikit-image's bundled photographs
+   (astronaut 512x512, chelsea 451x300, coffee 600x400, rocket 640x427, camera 512x512
+   grayscale) repeated to ``--rows`` JPEG rows, every one edited at its own size. Beside
+   the job and the loop it reports each row step alone, in images per second on one core
+   (``stage_*``: decode, edit, encode), and the codec alone (decode then encode, no
+   manipulator): the limit when the manipulator is cheap. ``--format`` sets the output
+   codec of every run.
+
 Each Ray run starts its own local Ray in a subprocess, so no state leaks between them.
 """
 
@@ -43,13 +51,79 @@ from common import parser, report, setup  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_input(url: str, rows: int) -> None:
-    from sdd.domains.shapes.dataset import write_shapes_dataset
-
-    write_shapes_dataset(url, rows, seed=30_000)
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "camera")
 
 
-def loop_once(input_url: str, output_dir: str, manipulators: list[str], batch_size: int) -> None:
+def make_input(url: str, rows: int, workload: str = "shapes") -> None:
+    if workload == "shapes":
+        from sdd.domains.shapes.dataset import write_shapes_dataset
+
+        write_shapes_dataset(url, rows, seed=30_000)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    photos = photo_cells()
+    cells = [photos[i % len(photos)] for i in range(rows)]
+    pq.write_table(pa.table({"id": pa.array(range(rows), pa.int64()),
+                             "image": pa.array(cells, pa.struct([("bytes", pa.binary()), ("path", pa.string())]))}),
+                   url, row_group_size=256)
+
+
+def photo_cells() -> list[dict]:
+    """scikit-image's bundled photographs, JPEG-encoded (quality 90), as HF image cells."""
+    import io
+
+    from PIL import Image
+    from skimage import data
+
+    cells = []
+    for name in PHOTOS:
+        pixels = getattr(data, name)()
+        buf = io.BytesIO()
+        Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB").save(buf, "JPEG", quality=90)
+        cells.append({"bytes": buf.getvalue(), "path": None})
+    return cells
+
+
+def stage_rates(manipulators: list[str], image_format: str, n: int = 40) -> dict:
+    """Images per second on one core of each row step alone on the photos, and of the codec
+    alone (decode, then encode the decoded image unedited)."""
+    import torch
+
+    from pipelines.augment import resolve_manipulators
+    from sdd.artifacts import load_manipulator
+    from sdd.io.images import decode_image, encode_image, from_tensor_range, to_tensor_range
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        artifacts = [load_manipulator(u) for u in resolve_manipulators(manipulators)]
+        cells = [photo_cells()[i % len(PHOTOS)]["bytes"] for i in range(n)]
+        start = time.perf_counter()
+        decoded = [decode_image(c) for c in cells]
+        decode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        edited = [from_tensor_range(a.edit(to_tensor_range(img[None])))[0] for img in decoded for a in artifacts]
+        edit_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for img in edited:
+            encode_image(img, image_format)
+        encode_s = time.perf_counter() - start
+        start = time.perf_counter()
+        for c in cells:
+            encode_image(decode_image(c), image_format)
+        codec_s = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    edits = len(edited)
+    return {"stage_decode_images_per_s": round(n / decode_s, 1), "stage_edit_images_per_s": round(edits / edit_s, 1),
+            "stage_encode_images_per_s": round(edits / encode_s, 1), "codec_alone_images_per_s": round(n / codec_s, 1),
+            "mean_megapixels": round(sum(d.shape[0] * d.shape[1] for d in decoded) / n / 1e6, 3)}
+
+
+def loop_once(input_url: str, output_dir: str, manipulators: list[str], batch_size: int,
+              image_format: str = "png") -> None:
     """The no-Ray limit: the job's own row functions, one process, batch by batch."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -61,13 +135,15 @@ def loop_once(input_url: str, output_dir: str, manipulators: list[str], batch_si
     from sdd.domains.shapes.spec import ATTRIBUTES
 
     artifacts = [load_manipulator(u) for u in resolve_manipulators(manipulators)]
-    judge = ShapesJudge.from_pretrained()
+    # the job's rule: judge columns when every manipulator was distilled from the shapes teacher
+    shapes = all(str(a.manifest.get("teacher_id", "")).startswith("shapes-teacher@") for a in artifacts)
+    judge = ShapesJudge.from_pretrained() if shapes else None
     parquet = pq.ParquetFile(input_url)
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     for i, batch in enumerate(parquet.iter_batches(batch_size=batch_size)):
         table = pa.Table.from_batches([batch])
         table = augment_rows(table, artifacts, image_column="image", source_ids=table.column("id"),
-                             max_pixels=64_000_000, judge=judge, judge_names=ATTRIBUTES)
+                             max_pixels=64_000_000, image_format=image_format, judge=judge, judge_names=ATTRIBUTES)
         data, _ = split_rows(table)
         pq.write_table(data, f"{output_dir}/part-{i:05d}.parquet")
 
@@ -114,7 +190,7 @@ def cpu_breakdown(samples: dict[int, tuple[str, float]]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def job_config(work: Path, layout: str, threads: int, batch_size: int) -> str:
+def job_config(work: Path, layout: str, threads: int, batch_size: int, image_format: str = "png") -> str:
     """``default``: no settings (what `pipelines/augment.py` does on its own); ``one-actor``: one
     edit actor with as many torch threads as the loop (all cores). A ``batch_size`` other than
     the job's default is set too, so that the job's blocks are the loop's batches."""
@@ -123,6 +199,8 @@ def job_config(work: Path, layout: str, threads: int, batch_size: int) -> str:
     settings = {"resources": {"num_cpus": threads}} if layout == "one-actor" else {}
     if batch_size != AugmentConfig.model_fields["batch_size"].default:
         settings["batch_size"] = batch_size
+    if image_format != "png":
+        settings["format"] = image_format
     path = work / "augment.yaml"
     path.write_text(json.dumps(settings) + "\n")  # JSON is YAML
     return str(path)
@@ -200,21 +278,24 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=256, help="rows per block (job) and per batch (loop)")
     p.add_argument("--layout", choices=("default", "one-actor"), default="default",
                    help="the job's edit actors: its defaults, or one actor with the loop's threads")
+    p.add_argument("--workload", choices=("shapes", "photos"), default="shapes",
+                   help="32-px shapes images, or real photographs at their own sizes (451x300 to 640x427)")
+    p.add_argument("--format", choices=("png", "jpeg", "webp"), default="png", help="output image codec")
     args = p.parse_args()
     setup(args)
     manipulators = args.manipulators.split(",")
     work = Path(tempfile.mkdtemp(prefix="bench_augment_"))
     import torch
 
-    config = job_config(work, args.layout, torch.get_num_threads(), args.batch_size)
+    config = job_config(work, args.layout, torch.get_num_threads(), args.batch_size, args.format)
     try:
         small, big = str(work / "small.parquet"), str(work / "big.parquet")
-        make_input(small, args.rows)
+        make_input(small, args.rows, args.workload)
         loop_s, ray_s, ray_total, loop_cpu = [], [], [], []
         for r in range(args.repeats):
             out = work / f"loop{r}"
             start, cpu_start = time.perf_counter(), time.process_time()
-            loop_once(small, str(out), manipulators, args.batch_size)
+            loop_once(small, str(out), manipulators, args.batch_size, args.format)
             loop_s.append(time.perf_counter() - start)
             loop_cpu.append(time.process_time() - cpu_start)
             shutil.rmtree(out)
@@ -223,12 +304,14 @@ def main() -> None:
             ray_total.append(job["with_startup"])
             shutil.rmtree(work / f"ray{r}")
         small_memory = ray_job(small, str(work / "ray_mem"), manipulators, config, memory=True)
-        make_input(big, args.big_rows)
+        make_input(big, args.big_rows, args.workload)
         big_job = ray_job(big, str(work / "ray_big"), manipulators, config)
         shutil.rmtree(work / "ray_big")
         big_memory = ray_job(big, str(work / "ray_big_mem"), manipulators, config, memory=True)
         loop_ips, ray_ips = args.rows / statistics.median(loop_s), args.rows / statistics.median(ray_s)
+        stages = stage_rates(manipulators, args.format) if args.workload == "photos" else {}
         report("bench_augment", {
+            "workload": args.workload, "format": args.format, **stages,
             "layout": args.layout, "rows": args.rows, "edits_per_row": job["counts"]["edits_per_row"],
             "loop_images_per_s": round(loop_ips, 1), "ray_images_per_s": round(ray_ips, 1),
             "ray_vs_loop": round(ray_ips / loop_ips, 3),

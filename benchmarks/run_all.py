@@ -1,6 +1,6 @@
 """Run the benchmarks one after another, each in its own process, and collect their results.
 
-    python benchmarks/run_all.py [--device cuda] [--dtype bfloat16] [--only edit,indicator,pack,select,augment] [--out runs/bench]
+    python benchmarks/run_all.py [--device cuda] [--dtype bfloat16] [--only edit,indicator,pack,select,augment,codecs] [--out runs/bench]
 
 This is the one command for a machine that is lent for a short while (a GPU session): the
 manipulator artifacts that bench_edit and bench_augment need are trained first if missing
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DTYPES  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-NAMES = ("edit", "indicator", "pack", "select", "augment")
+NAMES = ("edit", "indicator", "pack", "select", "augment", "codecs")
 TEACHER_BENCHES = ("edit", "indicator", "pack", "select")  # the ones that take --dtype
 RATIO_KEYS = ("speedup", "steps_ratio", "memory_ratio_vs_one_run", "ray_vs_local", "shared_vs_per_prompt",
               "ray_vs_loop", "big_ray_vs_loop", "memory_ratio")
