@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from pipelines.common import connect, log
 from sdd.artifacts import ArtifactError, Registry, load_manipulator, read_manifest
-from sdd.augment import HEIGHT, RESIZE, SOURCE_ID, WIDTH, augment_rows, decode_rows, edit_rows, encode_rows, split_rows
+from sdd.augment import OUTPUT_COLUMNS, SOURCE_ID, augment_rows, decode_rows, edit_rows, encode_rows, split_rows
 from sdd.config import AugmentConfig, ConfigError, format_validation_error
 from sdd.io.parquet_images import write_table
 from sdd.io.storage import filesystem, join, write_bytes_atomic
@@ -44,7 +44,6 @@ from sdd.preflight import check_reachable
 
 STAGING, CHECKPOINT = "_staging", "_checkpoint"
 ROW_HASH = "row_hash"
-OWN_COLUMNS = (SOURCE_ID, RESIZE, HEIGHT, WIDTH, "edit_prompt", "manipulator_id", "edited_image")
 
 
 def load_augment_config(path: str | None, **overrides) -> AugmentConfig:
@@ -107,7 +106,7 @@ def inspect_inputs(files: list[str], image_column: str, id_column: str = "id") -
             raise ValueError(f"input file {f} is not a readable Parquet file: {exc}") from None
         if image_column not in file_schema.names:
             raise ValueError(f"input file {f} has no image column {image_column!r}; columns: {file_schema.names}")
-        taken = [c for c in OWN_COLUMNS if c in file_schema.names]
+        taken = [c for c in OUTPUT_COLUMNS if c in file_schema.names]
         if taken:
             raise ValueError(f"input file {f} has columns {taken}, which the output writes itself (the edited "
                              "image's size and the resize policy); rename them in the input")

@@ -120,30 +120,30 @@ def edit_rows(table: pa.Table, manipulators: list, *, device: torch.device | str
     if ok.num_rows:
         heights, widths = ok.column(HEIGHT).to_pylist(), ok.column(WIDTH).to_pylist()
         cells = ok.column(PIXELS).to_pylist()
-        groups = size_groups(heights, widths, call_pixels)
-        for artifact in manipulators:
-            rows: list[bytes | None] = [None] * ok.num_rows
-            judged: dict[str, list] = {}
-            for group in groups:
-                h, w = heights[group[0]], widths[group[0]]
-                raw = bytearray().join(cells[i] for i in group)  # writable: torch wants to own writable memory
-                x = to_tensor_range(np.frombuffer(raw, dtype=np.uint8).reshape(len(group), h, w, 3)).to(device)
+        edited_rows: list[list[bytes | None]] = [[None] * ok.num_rows for _ in manipulators]
+        judged: list[dict[str, list]] = [{} for _ in manipulators]
+        for group in size_groups(heights, widths, call_pixels):
+            h, w = heights[group[0]], widths[group[0]]
+            raw = bytearray().join(cells[i] for i in group)  # writable: torch wants to own writable memory
+            x = to_tensor_range(np.frombuffer(raw, dtype=np.uint8).reshape(len(group), h, w, 3)).to(device)
+            for k, artifact in enumerate(manipulators):
                 out = artifact.edit(x)
                 edited = from_tensor_range(out)
                 for i, img in zip(group, edited):
-                    rows[i] = img.tobytes()
+                    edited_rows[k][i] = img.tobytes()
                 if judge is not None:
                     size = getattr(judge, "image_size", None)
                     seen = edited if size is None or (h, w) == (size, size) else from_tensor_range(
                         resize_tensor(out.clamp(-1, 1), (size, size)))
                     for attribute, labels in judge.predict(seen).items():
-                        column = judged.setdefault(attribute, [None] * ok.num_rows)
+                        column = judged[k].setdefault(attribute, [None] * ok.num_rows)
                         for i, label in zip(group, labels):
                             column[i] = label
+        for artifact, rows, labels_by_attribute in zip(manipulators, edited_rows, judged):
             part = ok.drop_columns([PIXELS]).append_column(PIXELS, pa.array(rows, type=pa.binary()))
             part = part.append_column("edit_prompt", pa.array([artifact.manifest["prompt"]] * ok.num_rows, pa.string()))
             part = part.append_column("manipulator_id", pa.array([artifact.id] * ok.num_rows, pa.string()))
-            for attribute, labels in judged.items():
+            for attribute, labels in labels_by_attribute.items():
                 names = (judge_names or {}).get(attribute)
                 values = [names[int(i)] for i in labels] if names else [int(i) for i in labels]
                 part = part.append_column(f"judge_{attribute}", pa.array(values))

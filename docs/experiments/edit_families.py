@@ -19,7 +19,6 @@ import argparse
 import json
 import time
 
-import numpy as np
 import yaml
 
 from sdd.config import load_config, parse_config
