@@ -9,11 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pyarrow.parquet as pq
 import torch
-import torch.nn.functional as F
 
 from sdd.augment import read_image_cell
 from sdd.io.images import ImageDecodeError, decode_image, to_tensor_range
-from sdd.io.resize import resize_pixels, target_size
+from sdd.io.resize import resize_pixels, resize_tensor, target_size
 from sdd.io.storage import filesystem
 
 
@@ -61,7 +60,7 @@ def make_sources(spec: str, size: int, image_column: str = "image"):
 
         if size != 32:
             def resized(rng, n):
-                return F.interpolate(training_sources(rng, n), size=(size, size), mode="bilinear", antialias=True)
+                return resize_tensor(training_sources(rng, n), (size, size))
 
             return resized
         return training_sources
