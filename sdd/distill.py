@@ -316,15 +316,24 @@ class Distiller:
         b = x.shape[0]
         with torch.no_grad():
             z = teacher.encode(x)
-        z_all = z.repeat(k, *[1] * (z.dim() - 1))
-        t = torch.from_numpy(np.concatenate([self.sample_t(rng, 0, i) for i in range(k)])).long()
+        grad, _ = self.raw_gradient(rng, 0, z.repeat(k, *[1] * (z.dim() - 1)), z)
+        return grad.flatten(1).norm(dim=1).view(k, b).mean(1).float().cpu()
+
+    def raw_gradient(self, rng: np.random.Generator, step: int, z_all: torch.Tensor,
+                     z_src: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the unscaled guidance gradient, the timesteps it was taken at) for the edits' latents ``z_all`` [K*B, ...]
+        (prompt-major): each prompt's timesteps for ``step``, then one noise draw, from
+        ``rng`` in that order; ``z_src`` [B, ...] are the sources' latents (dds needs them)."""
+        cfg, teacher, k = self.config, self.teacher, len(self.manipulators)
+        b = z_all.shape[0] // k
+        t = torch.from_numpy(np.concatenate([self.sample_t(rng, step, i) for i in range(k)])).long()
         gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         noise = torch.randn(z_all.shape, generator=gen).to(z_all.device, z_all.dtype)
         emb = Conditioning(self.conditioning.cond.repeat_interleave(b), self.conditioning.uncond.repeat_interleave(b))
-        grad = guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise, guidance_scale=cfg.guidance_scale,
-                               weighting=cfg.weighting, topk=cfg.topk, max_batch=cfg.max_batch, estimator=cfg.estimator,
-                               source_latents=z_all if cfg.estimator == "dds" else None)
-        return grad.flatten(1).norm(dim=1).view(k, b).mean(1).float().cpu()
+        source = z_src.repeat(k, *[1] * (z_src.dim() - 1)) if cfg.estimator == "dds" else None
+        return guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise, guidance_scale=cfg.guidance_scale,
+                               weighting=cfg.weighting, topk=cfg.topk, max_batch=cfg.max_batch,
+                               estimator=cfg.estimator, source_latents=source), t
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Manipulators, optimizer moments and step as flat tensors (safetensors-ready)."""
@@ -353,18 +362,11 @@ class Distiller:
         k, b = len(self.manipulators), cfg.batch_size
         with torch.no_grad():
             z_all = teacher.encode(torch.cat([m(x) for m in self.manipulators]))  # [K*B, ...], prompt-major
-        t = torch.from_numpy(np.concatenate([self.sample_t(rng, self.step, i) for i in range(k)])).long()
-        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
-        noise = torch.randn(z_all.shape, generator=gen).to(z_all.device, z_all.dtype)
-        emb = Conditioning(self.conditioning.cond.repeat_interleave(b), self.conditioning.uncond.repeat_interleave(b))
         z_src = None
         if cfg.latent_weight or cfg.estimator == "dds":
             with torch.no_grad():
                 z_src = teacher.encode(x)
-        grad = guided_gradient(teacher, z_all, emb, t.to(teacher.device), noise,
-                               guidance_scale=cfg.guidance_scale, weighting=cfg.weighting, topk=cfg.topk,
-                               max_batch=cfg.max_batch, estimator=cfg.estimator,
-                               source_latents=z_src.repeat(k, *[1] * (z_src.dim() - 1)) if cfg.estimator == "dds" else None)
+        grad, t = self.raw_gradient(rng, self.step, z_all, z_src)
         gains = self.guidance_gains()
         if cfg.guidance_norm is not None:
             grad = grad * gains.to(grad.device, grad.dtype).repeat_interleave(b).view(-1, *[1] * (grad.dim() - 1))

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from sdd.artifacts import load_manipulator
-from sdd.augment import REASON, augment_rows
+from sdd.augment import OUTPUT_COLUMNS, REASON, augment_rows
 from sdd.batching import DEFAULT_CALL_PIXELS
 from sdd.io.images import DEFAULT_MAX_PIXELS
 from sdd.io.parquet_images import write_table
@@ -50,6 +50,9 @@ def edit_parquet(manipulator_url: str, input_url: str, output_url: str, *, image
     table = read_parquet(input_url)
     if image_column not in table.column_names:
         raise ValueError(f"{input_url} has no column {image_column!r}; columns: {table.column_names}")
+    taken = [c for c in (*OUTPUT_COLUMNS, "error") if c in table.column_names]
+    if taken:
+        raise ValueError(f"{input_url} has columns {taken}, which the output writes itself; rename them in the input")
     n = table.num_rows
     ids = table.column("id") if "id" in table.column_names else pa.array(range(n), pa.int64())
     table = table.append_column(POSITION, pa.array(range(n), pa.int64()))
